@@ -1,0 +1,116 @@
+"""Metrics: accuracies, membership inference, and the gap to a reference (retrained) model.
+
+MIA (MEGU_SPEC §7, after the SSD benchmark code): a logistic regression on the entropy
+of the softmax output, trained to tell retain-set training samples (members) from test
+samples (non-members), balanced by subsampling; the reported figure is the share of
+forget samples it calls members — lower means more forgotten; compare with retrain's,
+not with zero. ``mia_loss`` is a loss-threshold variant (Yeom et al. 2018): the
+threshold on the per-sample cross-entropy that best separates the same two groups.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import Dataset
+from .errors import check
+from .requests import Request
+from .training import predict_logits
+
+#: The metrics compared with retrain in the mean absolute gap (percentage points).
+GAP_KEYS = ("retain_acc", "forget_acc", "test_acc", "mia")
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy in percent; NaN for an empty set."""
+    if len(y) == 0:
+        return float("nan")
+    return 100.0 * (logits.argmax(1) == y).float().mean().item()
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the softmax distribution, per row (nats)."""
+    logp = F.log_softmax(logits.float(), dim=1)
+    return -(logp.exp() * logp).sum(1)
+
+
+def _balanced(a: np.ndarray, b: np.ndarray, rng: np.random.Generator):
+    n = min(len(a), len(b))
+    return a[rng.permutation(len(a))[:n]], b[rng.permutation(len(b))[:n]]
+
+
+def mia_entropy(member_logits, nonmember_logits, target_logits, seed: int = 0) -> float:
+    """Share (percent) of ``target`` samples that an entropy-based logistic regression,
+    fit on members vs. non-members, calls members."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    m, nm = _balanced(entropy(member_logits).numpy(), entropy(nonmember_logits).numpy(), rng)
+    check(len(m) > 0 and len(target_logits) > 0, "MIA needs members, non-members and targets")
+    feats = np.concatenate([m, nm])[:, None]
+    labels = np.concatenate([np.ones(len(m)), np.zeros(len(nm))])
+    clf = LogisticRegression(class_weight="balanced", solver="lbfgs").fit(feats, labels)
+    return 100.0 * float(clf.predict(entropy(target_logits).numpy()[:, None]).mean())
+
+
+def mia_loss_threshold(member_logits, member_y, nonmember_logits, nonmember_y, target_logits, target_y,
+                       seed: int = 0) -> float:
+    """Share (percent) of ``target`` samples whose loss is below the threshold that best
+    separates members (low loss) from non-members (balanced accuracy)."""
+    rng = np.random.default_rng(seed)
+    lm = F.cross_entropy(member_logits, member_y, reduction="none").numpy()
+    ln = F.cross_entropy(nonmember_logits, nonmember_y, reduction="none").numpy()
+    lm, ln = _balanced(lm, ln, rng)
+    cands = np.unique(np.concatenate([lm, ln]))
+    # balanced accuracy of "loss <= t means member" for every candidate t
+    acc = (np.searchsorted(np.sort(lm), cands, side="right") / len(lm)
+           + 1 - np.searchsorted(np.sort(ln), cands, side="right") / len(ln)) / 2
+    t = cands[int(np.argmax(acc))]
+    lt = F.cross_entropy(target_logits, target_y, reduction="none").numpy()
+    return 100.0 * float((lt <= t).mean())
+
+
+def evaluate(model, data: Dataset, request: Request, *, max_retain: int | None = None, batch_size: int = 512,
+             device=None, seed: int = 0) -> dict:
+    """Evaluate ``model`` on a request. Returns percentages:
+
+    ``retain_acc``, ``forget_acc``, ``test_acc``; where whole concepts are forgotten also
+    ``test_forget_acc`` (test samples of the forgotten concept) and ``test_retain_acc``
+    (the rest); ``mia`` (entropy MIA) and ``mia_loss`` (loss-threshold MIA), both as the
+    share of forget samples called members. ``max_retain`` evaluates on a seeded random
+    subset of the retain set (for speed; None = all).
+    """
+    y_train, y_test = request.train_labels(data), request.test_labels(data)
+    retain_idx = request.retain_idx
+    if max_retain is not None and len(retain_idx) > max_retain:
+        g = torch.Generator().manual_seed(seed)
+        retain_idx = retain_idx[torch.randperm(len(retain_idx), generator=g)[:max_retain]].sort().values
+    run = lambda x: predict_logits(model, x, batch_size=batch_size, device=device)
+    lr, lf, lt = run(data.train_x[retain_idx]), run(data.train_x[request.forget_idx]), run(data.test_x)
+    yr, yf = y_train[retain_idx], y_train[request.forget_idx]
+    out = dict(retain_acc=accuracy(lr, yr), forget_acc=accuracy(lf, yf), test_acc=accuracy(lt, y_test))
+    if request.forgets_classes:
+        mask = request.test_forget_mask
+        out["test_forget_acc"] = accuracy(lt[mask], y_test[mask])
+        out["test_retain_acc"] = accuracy(lt[~mask], y_test[~mask])
+    out["mia"] = mia_entropy(lr, lt, lf, seed=seed)
+    out["mia_loss"] = mia_loss_threshold(lr, yr, lt, y_test, lf, yf, seed=seed)
+    return out
+
+
+def gap_to_reference(metrics: dict, reference: dict, keys=GAP_KEYS) -> dict:
+    """Absolute differences to a reference model's metrics (points) and their mean as ``gap``."""
+    keys = [k for k in keys if k in metrics and k in reference]
+    diffs = {f"gap_{k}": abs(metrics[k] - reference[k]) for k in keys}
+    diffs["gap"] = float(np.mean(list(diffs.values()))) if diffs else float("nan")
+    return diffs
+
+
+def per_class_accuracy(model, data: Dataset, level: str | None = None, split: str = "test",
+                       batch_size: int = 512, device=None, logits: torch.Tensor | None = None) -> dict:
+    """Accuracy (percent) per class of ``split`` at ``level``: {class name: accuracy}."""
+    x = data.test_x if split == "test" else data.train_x
+    y = data.targets(split, level)
+    logits = predict_logits(model, x, batch_size=batch_size, device=device) if logits is None else logits
+    return {name: accuracy(logits[y == c], y[y == c]) for c, name in enumerate(data.class_names(level))}

@@ -1,0 +1,296 @@
+"""The one training loop, shared by pre-training, retraining and every fine-tuning method.
+
+Data stay as tensors on the device; each batch is gathered by index, turned into floats
+in [0, 1] and augmented as a whole batch there (random crop with zero padding,
+horizontal flips). On CUDA the loop runs in bf16 autocast with channels_last memory.
+Methods differ only in their data (``x``, ``y``, per-sample ``extras``), their loss
+(``loss_fn``), an optional gradient hook (``grad_hook``, e.g. a saliency mask) and an
+optional index sampler (e.g. the forget set plus a retain subsample each epoch).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import sys
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import MeguError, check
+
+
+# --------------------------------------------------------------------------- basics
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA). ``deterministic`` also asks torch
+    for deterministic kernels (slower on CUDA; CPU runs are deterministic anyway)."""
+    check(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool), f"seed must be an int, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    torch.manual_seed(int(seed))
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/"auto" -> CUDA when available, else CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise MeguError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'auto'") from None
+    check(device.type != "cuda" or torch.cuda.is_available(), "device 'cuda' asked for but no GPU is available; use 'cpu' or 'auto'")
+    return device
+
+
+def progress_enabled(progress: bool | None = None) -> bool:
+    """Progress bars: on when asked, else ``$MEGU_PROGRESS`` ("0"/"1"), else when stderr is a terminal."""
+    if progress is not None:
+        return bool(progress)
+    env = os.environ.get("MEGU_PROGRESS")
+    if env is not None:
+        return env not in ("0", "", "false", "no")
+    return sys.stderr.isatty() and "PYTEST_CURRENT_TEST" not in os.environ
+
+
+def progress_bar(total: int, desc: str, progress: bool | None = None):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, disable=not progress_enabled(progress), leave=False,
+                dynamic_ncols=True, mininterval=0.5)
+
+
+# --------------------------------------------------------------------------- config
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run besides data, model and seed.
+
+    ``epochs`` may be fractional. ``milestones`` are in epochs (step schedule, lr
+    multiplied by ``gamma`` at each). ``crop_padding`` 0 and ``hflip`` False switch the
+    augmentation off; ``augment`` False switches all of it off.
+    """
+
+    epochs: float = 3
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    schedule: str = "onecycle"
+    milestones: tuple = ()
+    gamma: float = 0.2
+    warmup_fraction: float = 0.25
+    augment: bool = True
+    crop_padding: int = 2
+    hflip: bool = True
+    label_smoothing: float = 0.0
+    max_grad_norm: float | None = None
+
+    def __post_init__(self):
+        check(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
+        check(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
+        for name in ("epochs", "lr"):
+            v = getattr(self, name)
+            check(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
+                  f"training {name} must be a positive number, got {v!r}")
+        check(isinstance(self.batch_size, int) and self.batch_size > 0, f"batch_size must be a positive int, got {self.batch_size!r}")
+        for name in ("weight_decay", "momentum", "label_smoothing"):
+            v = getattr(self, name)
+            check(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0, f"training {name} must be a number >= 0, got {v!r}")
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+
+    def replace(self, **changes) -> "TrainConfig":
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        check(not unknown, f"unknown training option(s) {sorted(unknown)}: use {', '.join(f.name for f in dataclasses.fields(self))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+#: Named presets. ``fast``: the CPU default for Fashion-MNIST with small_cnn.
+#: ``ssd_*``: the SSD benchmark protocol (Foster et al. 2024; MEGU_SPEC §7): SGD lr 0.1,
+#: momentum 0.9, weight decay 5e-4, batch 64, step decay x0.2. ``gpu``: one-cycle at
+#: batch 512 for throughput on one GPU.
+PRESETS = {
+    "fast": TrainConfig(epochs=3, batch_size=128, lr=0.05, schedule="onecycle"),
+    "ssd_cifar10": TrainConfig(epochs=20, batch_size=64, lr=0.1, nesterov=False, schedule="step",
+                               milestones=(8, 12, 16), crop_padding=4),
+    "ssd_cifar20": TrainConfig(epochs=40, batch_size=64, lr=0.1, nesterov=False, schedule="step",
+                               milestones=(15, 30, 35), crop_padding=4),
+    "ssd_cifar100": TrainConfig(epochs=200, batch_size=64, lr=0.1, nesterov=False, schedule="step",
+                                milestones=(60, 120, 160), crop_padding=4),
+    "gpu": TrainConfig(epochs=15, batch_size=512, lr=0.2, schedule="onecycle", crop_padding=4),
+}
+
+
+def train_config(preset: str | TrainConfig | dict | None = "fast", **overrides) -> TrainConfig:
+    """A :class:`TrainConfig` from a preset name, a dict or a config, with overrides."""
+    if isinstance(preset, TrainConfig):
+        base = preset
+    elif isinstance(preset, dict):
+        overrides = {**preset, **overrides}
+        base = PRESETS[overrides.pop("preset", "fast")] if overrides.get("preset", "fast") in PRESETS else None
+        check(base is not None, f"unknown training preset {overrides.get('preset')!r}: use one of {', '.join(PRESETS)}")
+    else:
+        preset = preset or "fast"
+        check(preset in PRESETS, f"unknown training preset {preset!r}: use one of {', '.join(PRESETS)}")
+        base = PRESETS[preset]
+    return base.replace(**overrides) if overrides else base
+
+
+# --------------------------------------------------------------------------- batches
+def to_float_images(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [0, 1]; float images pass through."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+
+
+def augment_batch(x: torch.Tensor, padding: int, hflip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flips, per sample, whole batch at once."""
+    b, c, h, w = x.shape
+    if padding > 0:
+        xp = F.pad(x, (padding, padding, padding, padding))
+        off = torch.randint(0, 2 * padding + 1, (2, b), device=x.device, generator=generator)
+        rows = (off[0, :, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (off[1, :, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        x = xp[torch.arange(b, device=x.device)[:, None, None, None],
+               torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+    if hflip:
+        flip = torch.rand(b, device=x.device, generator=generator) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    return x
+
+
+def _optimizer(params, cfg: TrainConfig):
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=cfg.nesterov and cfg.momentum > 0)
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _lr_factor(cfg: TrainConfig, steps_per_epoch: int, total: int) -> Callable[[int], float]:
+    if cfg.schedule == "constant":
+        return lambda s: 1.0
+    if cfg.schedule == "step":
+        bounds = [m * steps_per_epoch for m in cfg.milestones]
+        return lambda s: cfg.gamma ** sum(s >= b for b in bounds)
+    if cfg.schedule == "cosine":
+        return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    warm = max(1, int(cfg.warmup_fraction * total))  # one-cycle: linear up, cosine down
+
+    def onecycle(s):
+        if s < warm:
+            return 0.04 + 0.96 * s / warm
+        return 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))) + 1e-3
+    return onecycle
+
+
+def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, extras: dict, smoothing: float = 0.0):
+    """The default loss: mean cross-entropy of ``model(x)`` against ``y``."""
+    return F.cross_entropy(model(x), y, label_smoothing=smoothing)
+
+
+# --------------------------------------------------------------------------- the loop
+def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfig | str | None = None, *,
+                extras: dict | None = None, loss_fn: Callable | None = None,
+                grad_hook: Callable[[nn.Module], None] | None = None,
+                sampler: Callable[[int, torch.Generator], torch.Tensor] | None = None,
+                params=None, seed: int = 0, device=None, progress: bool | None = None,
+                desc: str = "train", history: list | None = None) -> nn.Module:
+    """Train ``model`` in place on (``x``, ``y``) and return it.
+
+    ``x``: images (uint8 or float in [0, 1]), N x C x H x W; ``y``: int64 labels (N,).
+    ``extras``: per-sample tensors (first dim N) handed to ``loss_fn`` batched.
+    ``loss_fn(model, xb, yb, extras_b) -> scalar``: default cross-entropy.
+    ``grad_hook(model)``: called after backward, before the optimiser step.
+    ``sampler(epoch, generator) -> indices``: which samples an epoch visits, in order
+    (default: a random permutation of all). ``params``: the parameters to optimise
+    (default: all). ``seed`` fixes the order and the augmentation.
+    ``history``: a list that receives (step, loss) pairs every few steps.
+    """
+    cfg = train_config(config) if not isinstance(config, TrainConfig) else config
+    check(len(x) == len(y), f"x and y differ in length ({len(x)} vs {len(y)})")
+    check(len(x) > 0, "cannot train on an empty set of samples")
+    device = resolve_device(device)
+    cuda = device.type == "cuda"
+    model.to(device)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    extras = {k: v.to(device) for k, v in (extras or {}).items()}
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    n = len(x) if sampler is None else len(sampler(0, torch.Generator(device=device).manual_seed(int(seed))))
+    steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
+    total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    opt = _optimizer(params if params is not None else [p for p in model.parameters() if p.requires_grad], cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, steps_per_epoch, total))
+    loss_fn = loss_fn or (lambda m, xb, yb, ex: cross_entropy(m, xb, yb, ex, cfg.label_smoothing))
+    augment = cfg.augment and (cfg.crop_padding > 0 or cfg.hflip)
+    model.train()
+    step, epoch, log_every = 0, 0, max(1, total // 50)
+    running = torch.zeros((), device=device)
+    with progress_bar(total, desc, progress) as bar:
+        while step < total:
+            order = torch.randperm(len(x), device=device, generator=gen) if sampler is None else sampler(epoch, gen).to(device)
+            for start in range(0, len(order), cfg.batch_size):
+                if step >= total:
+                    break
+                idx = order[start:start + cfg.batch_size]
+                xb = to_float_images(x[idx])
+                if augment:
+                    xb = augment_batch(xb, cfg.crop_padding, cfg.hflip, gen)
+                if cuda:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                exb = {k: v[idx] for k, v in extras.items()}
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                    loss = loss_fn(model, xb, y[idx], exb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if grad_hook is not None:
+                    grad_hook(model)
+                if cfg.max_grad_norm:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                opt.step()
+                sched.step()
+                running += loss.detach()
+                step += 1
+                if step % log_every == 0 or step == total:
+                    # one host sync every few steps, not every step
+                    mean = float(running) / (log_every if step % log_every == 0 else step % log_every)
+                    running.zero_()
+                    if history is not None:
+                        history.append((step, mean))
+                    bar.set_postfix(loss=f"{mean:.3f}", refresh=False)
+                    check(math.isfinite(mean), f"{desc}: the loss became {mean} at step {step}; lower the learning rate")
+                bar.update(1)
+            epoch += 1
+    model.eval()
+    return model
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024, device=None,
+                   features: bool = False) -> torch.Tensor:
+    """Logits (or penultimate ``features``) of ``model`` on images ``x``, float32 on the CPU."""
+    device = resolve_device(device) if device is not None else next(model.parameters()).device
+    model.to(device).eval()
+    cuda = device.type == "cuda"
+    outs = []
+    for start in range(0, len(x), batch_size):
+        xb = to_float_images(x[start:start + batch_size].to(device, non_blocking=True))
+        if cuda:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            out = model.features(xb) if features else model(xb)
+        outs.append(out.float())
+    return torch.cat(outs).cpu() if outs else torch.empty(0)

@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from megu_lib import MeguError, build_model, count_parameters, predict_logits, seed_everything, train_config, train_model
+from megu_lib.models import model_config
+from megu_lib.training import augment_batch
+
+
+@pytest.mark.parametrize("arch,opts,shape", [
+    ("small_cnn", {}, (1, 28, 28)),
+    ("resnet18", {"width": 8}, (3, 32, 32)),
+    ("vit", {"dim": 32, "depth": 2, "heads": 2}, (3, 32, 32)),
+    ("vit", {"dim": 32, "depth": 1, "heads": 2, "patch": 7}, (1, 28, 28)),
+])
+def test_output_and_feature_shapes(arch, opts, shape):
+    m = build_model(arch, num_classes=7, in_channels=shape[0], image_size=shape[1], **opts).eval()
+    x = torch.rand(5, *shape)
+    assert m(x).shape == (5, 7)
+    f = m.features(x)
+    assert f.shape == (5, m.feature_dim) and m.head(f).shape == (5, 7)
+
+
+def test_small_cnn_size_and_seeded_init(small):
+    a, b = build_model("small_cnn", small, seed=1), build_model("small_cnn", small, seed=1)
+    assert 50_000 < count_parameters(a) < 1_000_000
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert build_model(a.config).config == a.config
+
+
+def test_bad_model_inputs():
+    with pytest.raises(MeguError, match="small_cnn, resnet18"):
+        build_model("alexnet", num_classes=3)
+    with pytest.raises(MeguError, match="two classes"):
+        model_config("small_cnn", num_classes=1)
+    with pytest.raises(MeguError, match="multiple of the patch"):
+        build_model("vit", num_classes=3, image_size=30, patch=4)
+
+
+def test_augmentation_keeps_shape_and_content():
+    x = torch.rand(16, 3, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    y = augment_batch(x, 2, True, g)
+    assert y.shape == x.shape
+    # a crop with padding 0 and no flip is the identity
+    assert torch.equal(augment_batch(x, 0, False, g), x)
+    # every output is a shifted (maybe flipped) copy: its non-zero mass cannot exceed the input's
+    assert (y.sum(dim=(1, 2, 3)) <= x.sum(dim=(1, 2, 3)) + 1e-4).all()
+
+
+def test_short_training_clearly_learns(small, tiny_train):
+    seed_everything(0)
+    m = build_model("small_cnn", small, seed=0, width=12)
+    before = (predict_logits(m, small.test_x).argmax(1) == small.test_y).float().mean()
+    hist = []
+    train_model(m, small.train_x, small.train_y, tiny_train, seed=0, history=hist)
+    after = (predict_logits(m, small.test_x).argmax(1) == small.test_y).float().mean()
+    assert after > 0.65 and after > before + 0.4
+    assert hist[-1][1] < hist[0][1]
+
+
+def test_same_seed_identical_results(small):
+    cfg = train_config("fast", epochs=0.5, batch_size=64)
+    outs = []
+    for _ in range(2):
+        m = build_model("small_cnn", small, seed=0, width=8)
+        train_model(m, small.train_x, small.train_y, cfg, seed=5)
+        outs.append(predict_logits(m, small.test_x[:200]))
+    assert torch.equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("schedule", ["constant", "step", "cosine", "onecycle"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_schedules_and_optimizers_run(small, schedule, optimizer):
+    cfg = train_config("fast", epochs=0.2, schedule=schedule, optimizer=optimizer, milestones=(0.1,),
+                       lr=0.01 if optimizer == "adam" else 0.05)
+    m = build_model("small_cnn", small, seed=0, width=4)
+    train_model(m, small.train_x, small.train_y, cfg)
+    assert torch.isfinite(predict_logits(m, small.test_x[:10])).all()
+
+
+def test_presets_and_bad_configs():
+    ssd = train_config("ssd_cifar100")
+    assert (ssd.lr, ssd.momentum, ssd.weight_decay, ssd.batch_size, ssd.gamma) == (0.1, 0.9, 5e-4, 64, 0.2)
+    assert ssd.milestones == (60, 120, 160) and ssd.epochs == 200
+    with pytest.raises(MeguError, match="unknown training preset"):
+        train_config("warp-speed")
+    with pytest.raises(MeguError, match="positive number"):
+        train_config("fast", lr=float("nan"))
+    with pytest.raises(MeguError, match="positive number"):
+        train_config("fast", epochs=-1)
+    with pytest.raises(MeguError, match="unknown training option"):
+        train_config("fast", learning_rate=0.1)
+    with pytest.raises(MeguError, match="unknown schedule"):
+        train_config("fast", schedule="zigzag")
