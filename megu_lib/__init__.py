@@ -20,6 +20,9 @@ from .metrics import evaluate, gap_to_reference, per_class_accuracy
 from .cache import Cache
 from .trained import fit_model
 from .methods import list_methods, get_method, unlearn, UnlearnResult
+from .concepts import (TransitionMatrix, build_prompt, check_transition_matrix, estimate_transition_matrix,
+                       get_judge, list_judges)
+from .perturb import perturbing_labels
 
 __version__ = "0.1.0"
 
@@ -27,5 +30,6 @@ __all__ = [
     "MeguError", "Dataset", "load_dataset", "load_image_folder", "build_model", "count_parameters",
     "PRESETS", "TrainConfig", "predict_logits", "resolve_device", "seed_everything", "train_config",
     "train_model", "SCENARIOS", "Request", "make_request", "evaluate", "gap_to_reference", "per_class_accuracy", "Cache",
-    "fit_model", "list_methods", "get_method", "unlearn", "UnlearnResult",
+    "fit_model", "list_methods", "get_method", "unlearn", "UnlearnResult", "TransitionMatrix", "build_prompt",
+    "check_transition_matrix", "estimate_transition_matrix", "get_judge", "list_judges", "perturbing_labels",
 ]

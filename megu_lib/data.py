@@ -196,6 +196,22 @@ class Dataset:
         )
         return out
 
+    def validation_split(self, fraction: float = 0.1, seed: int = 0) -> "Dataset":
+        """A data set whose *test* part is a stratified ``fraction`` held out of the training
+        data, and whose training part is the rest: for choosing hyperparameters without
+        ever looking at the real test set."""
+        check(isinstance(fraction, (int, float)) and 0 < fraction < 1, f"validation fraction must be in (0, 1), got {fraction!r}")
+        g = torch.Generator().manual_seed(seed)
+        val = torch.zeros(len(self.train_y), dtype=torch.bool)
+        for c in self.train_y.unique():
+            idx = (self.train_y == c).nonzero().squeeze(1)
+            val[idx[torch.randperm(len(idx), generator=g)[: max(1, int(round(fraction * len(idx))))]]] = True
+        pick = lambda t, m: None if t is None else t[m]
+        return dataclasses.replace(
+            self, name=f"{self.name}/val{fraction:g}s{seed}", train_x=self.train_x[~val], train_y=self.train_y[~val],
+            test_x=self.train_x[val], test_y=self.train_y[val], coarse_train=pick(self.coarse_train, ~val),
+            coarse_test=pick(self.coarse_train, val))
+
     def __repr__(self) -> str:
         coarse = f", {len(self.coarse_classes)} coarse" if self.has_coarse else ""
         return (f"Dataset({self.name!r}: train {tuple(self.train_x.shape)}, test "

@@ -215,3 +215,15 @@ def clone_model(model: Classifier) -> Classifier:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A short hash of a model's config and weights (its identity in cache keys)."""
+    import hashlib
+    import json
+    h = hashlib.sha256(json.dumps(getattr(model, "config", {}), sort_keys=True, default=str).encode())
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+                 if v.dtype != torch.bool else v.cpu().numpy().tobytes())
+    return h.hexdigest()[:16]

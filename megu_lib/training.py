@@ -73,7 +73,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 class TrainConfig:
     """Everything that determines a training run besides data, model and seed.
 
-    ``epochs`` may be fractional. ``milestones`` are in epochs (step schedule, lr
+    ``freeze_bn`` keeps BatchNorm layers in eval mode (running statistics untouched), for
+    short fine-tuning on inputs unlike the training data. ``epochs`` may be fractional. ``milestones`` are in epochs (step schedule, lr
     multiplied by ``gamma`` at each). ``crop_padding`` 0 and ``hflip`` False switch the
     augmentation off; ``augment`` False switches all of it off.
     """
@@ -94,6 +95,7 @@ class TrainConfig:
     hflip: bool = True
     label_smoothing: float = 0.0
     max_grad_norm: float | None = None
+    freeze_bn: bool = False
 
     def __post_init__(self):
         check(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
@@ -237,6 +239,10 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Trai
     loss_fn = loss_fn or (lambda m, xb, yb, ex: cross_entropy(m, xb, yb, ex, cfg.label_smoothing))
     augment = cfg.augment and (cfg.crop_padding > 0 or cfg.hflip)
     model.train()
+    if cfg.freeze_bn:
+        for mod in model.modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                mod.eval()
     step, epoch, log_every = 0, 0, max(1, total // 50)
     running = torch.zeros((), device=device)
     with progress_bar(total, desc, progress) as bar:
@@ -294,3 +300,28 @@ def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024,
             out = model.features(xb) if features else model(xb)
         outs.append(out.float())
     return torch.cat(outs).cpu() if outs else torch.empty(0)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256, device=None) -> nn.Module:
+    """Re-estimate BatchNorm running statistics from images ``x`` (cumulative average, no
+    weight change). Used after fine-tuning on inputs unlike the clean data (noised forget
+    samples), whose batches would otherwise leave their statistics in every BN layer."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns or len(x) == 0:
+        return model
+    device = resolve_device(device) if device is not None else next(model.parameters()).device
+    saved = [(m.momentum, m.training) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the batches below
+    model.train()
+    cuda = device.type == "cuda"
+    for start in range(0, len(x), batch_size):
+        xb = to_float_images(x[start:start + batch_size].to(device))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            model(xb.contiguous(memory_format=torch.channels_last) if cuda else xb)
+    for m, (mom, _) in zip(bns, saved):
+        m.momentum = mom
+    model.eval()
+    return model

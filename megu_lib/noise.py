@@ -1,0 +1,120 @@
+"""Class-conditional feature noises, shared by Fragment-Align (MeGU) and UNSIR.
+
+A noise for class ``l`` is an input-shaped tensor optimised on the *frozen* model
+(eval mode, no weight updates) with Adam, as UNSIR's error-maximising noise
+(Tarun et al. 2023, "Fast yet effective machine unlearning"):
+
+* ``sign=+1`` (MeGU's positive noise):  N_pos[l] = argmin_N  CE(f(N), l) + λ·R(N)
+  — a pattern that evokes the features of concept ``l``;
+* ``sign=-1`` (MeGU's negative noise, UNSIR's noise):  N_neg[y] = argmin_N −CE(f(N), y) + λ·R(N)
+  — a pattern that counteracts the features of concept ``y``.
+
+R(N) is the squared L2 norm of each noise sample (UNSIR's regulariser, ``norm="l2sq"``)
+or its L2 norm (``norm="l2"``, the spec's ‖N‖); ``eps`` optionally bounds every pixel (ours:
+an unbounded error-maximising noise grows far larger than the image it is added to). Noises live in pixel space: the
+model normalises its input itself, and a noise is added to images in [0, 1] (MeGU) or
+used as an input on its own (UNSIR). Defaults (Adam lr 0.1, λ 0.1) are UNSIR's; the
+number of steps and the bank size (noises per class) are ours, named parameters.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .cache import as_cache
+from .errors import check
+from .models import model_fingerprint
+from .training import resolve_device
+
+NORMS = ("l2sq", "l2")
+
+
+def check_noise_hp(steps, lr, lam, bank, norm="l2sq"):
+    """One-line errors for bad noise hyperparameters, before any work."""
+    check(isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1, f"noise steps must be an int >= 1, got {steps!r}")
+    check(isinstance(lr, (int, float)) and lr > 0 and lr == lr, f"noise lr must be a positive number, got {lr!r}")
+    check(isinstance(lam, (int, float)) and lam >= 0 and lam == lam, f"noise lambda must be a number >= 0, got {lam!r}")
+    check(isinstance(bank, int) and not isinstance(bank, bool) and bank >= 1, f"noise bank size must be an int >= 1, got {bank!r}")
+    check(norm in NORMS, f"unknown noise norm {norm!r}: use one of {', '.join(NORMS)}")
+
+
+def train_noises(model, labels, *, sign: int, shape, bank: int = 1, steps: int = 30, lr: float = 0.1,
+                 lam: float = 0.1, norm: str = "l2sq", eps: float | None = None, init_scale: float = 0.1,
+                 seed: int = 0, device=None) -> torch.Tensor:
+    """Optimise ``bank`` noises of ``shape`` (C, H, W) for each class in ``labels`` on the frozen model.
+
+    All noises are optimised jointly in one batch (each noise's loss term depends on it
+    alone, so this equals optimising them one by one, only faster). ``sign=+1``: minimise
+    CE to the class (positive noise); ``sign=-1``: maximise it (negative noise).
+    ``eps``: an L∞ bound on every pixel of the noise (projected after each step; None = unbounded,
+    as UNSIR). Returns a float tensor (len(labels), bank, C, H, W) on the CPU.
+    """
+    check(sign in (1, -1), f"noise sign must be +1 or -1, got {sign!r}")
+    check_noise_hp(steps, lr, lam, bank, norm)
+    check(eps is None or (isinstance(eps, (int, float)) and eps > 0), f"noise eps must be a positive number or None, got {eps!r}")
+    labels = [int(l) for l in labels]
+    device = resolve_device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    g = torch.Generator(device="cpu").manual_seed(int(seed) * 2 + (sign > 0))
+    noise = torch.randn((len(labels) * bank, *shape), generator=g) * init_scale
+    if eps is not None:
+        noise = noise.clamp(-eps, eps)
+    noise = noise.to(device).requires_grad_(True)
+    target = torch.tensor(labels, device=device).repeat_interleave(bank)
+    opt = torch.optim.Adam([noise], lr=lr)
+    try:
+        for _ in range(steps):
+            # summed over noises: each noise gets the gradient of its own term only
+            ce = F.cross_entropy(model(noise), target, reduction="none")
+            reg = noise.pow(2).flatten(1).sum(1)
+            reg = reg if norm == "l2sq" else (reg + 1e-12).sqrt()
+            loss = ((ce if sign > 0 else -ce) + lam * reg).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if eps is not None:
+                with torch.no_grad():
+                    noise.clamp_(-eps, eps)
+    finally:
+        for p, f in zip(model.parameters(), flags):
+            p.requires_grad_(f)
+        model.train(was_training)
+    return noise.detach().cpu().view(len(labels), bank, *shape)
+
+
+def noise_bank(model, labels, *, sign: int, shape, bank: int = 1, steps: int = 30, lr: float = 0.1,
+               lam: float = 0.1, norm: str = "l2sq", eps: float | None = None, seed: int = 0, device=None,
+               cache=None, model_key: str | None = None) -> tuple[dict, float]:
+    """Noises for the classes in ``labels``: ({label: (bank, C, H, W) tensor}, seconds).
+
+    Cached per model (``model_key``, default the weights' hash), set of classes, sign and
+    hyperparameters. ``seconds`` is the recorded optimisation time, also when the noises
+    come from the cache (so timings stay honest).
+    """
+    labels = sorted({int(l) for l in labels})
+    key = dict(model=model_key or model_fingerprint(model), labels=labels, sign=int(sign), shape=list(shape),
+               bank=bank, steps=steps, lr=lr, lam=lam, norm=norm, eps=eps, seed=int(seed))
+
+    def make():
+        start = time.perf_counter()
+        n = train_noises(model, labels, sign=sign, shape=shape, bank=bank, steps=steps, lr=lr, lam=lam,
+                         norm=norm, eps=eps, seed=seed, device=device)
+        return {"noise": n, "seconds": time.perf_counter() - start}
+
+    entry = as_cache(cache).get_or_make("noise", key, make)
+    return {l: entry["noise"][i] for i, l in enumerate(labels)}, entry["seconds"]
+
+
+def stack_bank(noises: dict, num_classes: int, shape) -> torch.Tensor:
+    """{label: (bank, C, H, W)} -> a (num_classes, bank, C, H, W) tensor, zeros for absent classes."""
+    bank = max(v.shape[0] for v in noises.values()) if noises else 1
+    out = torch.zeros((num_classes, bank, *shape))
+    for label, v in noises.items():
+        out[label, : v.shape[0]] = v
+    return out
