@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from .errors import MeguError
-from .profiles import load_profile
 
 
 def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str | None = None,
@@ -24,10 +23,12 @@ def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str
     import jupytext
     import papermill as pm
 
-    params = load_profile(profile, dataset=dataset)
-    if dataset is not None:  # fail before any notebook runs when the data set cannot load
-        from .data import load_dataset
-        load_dataset(dataset)
+    from .experiments import load_config, load_data
+    cfg = load_config(profile, dataset=dataset)  # bad input stops here, before any notebook runs
+    if dataset is not None:
+        load_data(cfg)
+    params = {"profile": cfg.path if Path(str(profile)).suffix in (".yaml", ".yml") else cfg.name,
+              "dataset": dataset}
     out_dir = Path(out_dir)
     staging = out_dir.with_name(out_dir.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
@@ -40,7 +41,7 @@ def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str
         jupytext.write(nb, raw)
         declared = pm.inspect_notebook(str(raw))
         use = {k: v for k, v in params.items() if k in declared}
-        log(f"[book] {src.name}: profile {params['profile']!r} {use}")
+        log(f"[book] {src.name}: {use}")
         start = time.perf_counter()
         try:
             pm.execute_notebook(str(raw), str(staging / f"{src.stem}.ipynb"), parameters=use,

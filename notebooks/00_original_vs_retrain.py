@@ -22,33 +22,30 @@
 # small CNN on the CPU) and forgets one class (by default "Shirt").
 
 # %% tags=["parameters"]
-profile = "default"
-dataset = "fashion_mnist"
-arch = "small_cnn"
-width = 32
-train_preset = "fast"
-epochs = 3
-n_train = None
-n_test = None
-seed = 0
-forget_class = "Shirt"
-device = "auto"
-max_retain_eval = 10000
+profile = "default"  # a profile in params/ (or a YAML path): data set, model, schedule, seeds...
+dataset = None  # None: the profile's data set; else a name or an image folder
+forget_class = None  # None: the profile's notebook.forget_class
+seed = None  # None: the profile's first seed
+device = None  # None: the profile's device
 
 # %%
 import pandas as pd
 from myst_nb import glue
 
 import megu_lib as ml
+from megu_lib.experiments import load_config, load_data
 from megu_lib.plotting import per_class_bars, show_examples
 
+cfg = load_config(profile, dataset=dataset, device=device)
+seed = cfg.seeds[0] if seed is None else seed
+forget_class = forget_class or cfg.notebook.get("forget_class") or None
 ml.seed_everything(seed)
-data = ml.load_dataset(dataset)
-if n_train or n_test:
-    data = data.subset(n_train, n_test, seed=seed)
-request = ml.make_request(data, "class", forget=forget_class)
-schedule = ml.train_config(train_preset, epochs=epochs)
-model_options = {"width": width} if arch == "small_cnn" else {}
+data = load_data(cfg)
+request = ml.make_request(data, "class", forget=forget_class if forget_class is not None else data.classes[0])
+schedule = ml.train_config(dict(cfg.train))
+model_options = {k: v for k, v in cfg.model.items() if k != "arch"}
+max_retain_eval = cfg.eval.get("max_retain")
+print(f"profile {cfg.name!r}: {cfg.description}")
 print(data)
 print(request)
 
@@ -69,8 +66,8 @@ fig = show_examples(data, per_class=8, seed=seed, highlight=request.forget)
 # re-run of this page does not train again.
 
 # %%
-original = ml.fit_model(data, arch=arch, train=schedule, seed=seed, device=device, **model_options)
-retrained, retrain_seconds, _ = ml.unlearn("retrain", original, data, request, device=device)
+original = ml.fit_model(data, arch=cfg.model["arch"], train=schedule, seed=seed, device=cfg.device, **model_options)
+retrained, retrain_seconds, _ = ml.unlearn("retrain", original, data, request, device=cfg.device)
 rows = {"original": ml.evaluate(original, data, request, max_retain=max_retain_eval, seed=seed),
         "retrain": ml.evaluate(retrained, data, request, max_retain=max_retain_eval, seed=seed)}
 table = pd.DataFrame(rows).T[["retain_acc", "forget_acc", "test_acc", "test_retain_acc",

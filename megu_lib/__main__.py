@@ -1,0 +1,74 @@
+"""Command line: ``python -m megu_lib run <profile>``, ``table <profile>``, ``methods``, ``profiles``.
+
+Bad input (an unknown profile, method or scenario, a malformed config...) prints one
+line and exits with status 2, before any training starts.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m megu_lib", description="MeGU reproduction: experiments and tables")
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run (or resume) the experiments of a profile")
+    run.add_argument("profile", help="a profile name in params/ or a YAML path")
+    run.add_argument("--out", default=None, help="results folder (default results/<profile>)")
+    run.add_argument("--dataset", default=None, help="override the profile's data set")
+    run.add_argument("--device", default=None, help="override the profile's device")
+    tab = sub.add_parser("table", help="print the tables of a profile's records")
+    tab.add_argument("profile", help="a profile name or a results folder")
+    tab.add_argument("--scenario", default=None)
+    sub.add_parser("methods", help="list the registered methods")
+    sub.add_parser("profiles", help="list the profiles in params/")
+    args = ap.parse_args(argv)
+    from .errors import MeguError
+    try:
+        return _dispatch(args)
+    except MeguError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished records are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    from pathlib import Path
+
+    from . import experiments as ex
+    if args.command == "methods":
+        from .methods import get_method, list_methods
+        for m in list_methods():
+            print(f"{m:20s} {get_method(m).summary}")
+        return 0
+    if args.command == "profiles":
+        print("\n".join(ex.available_profiles()))
+        return 0
+    if args.command == "run":
+        cfg = ex.load_config(args.profile, dataset=args.dataset, device=args.device)
+        ex.run_experiments(cfg, out_dir=args.out)
+        df = ex.load_records(args.out or ex.results_dir() / cfg.name)
+        _print_tables(df)
+        return 0
+    path = Path(args.profile)
+    if not path.is_dir():
+        path = ex.results_dir() / ex.load_config(args.profile).name
+    df = ex.load_records(path)
+    _print_tables(df, args.scenario)
+    return 0
+
+
+def _print_tables(df, scenario=None):
+    import pandas as pd
+    from . import experiments as ex
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        for s in [scenario] if scenario else list(dict.fromkeys(df.scenario)):
+            t = ex.summary_table(df, s)
+            print(f"\n== {s} (mean over seeds and forget targets; gap = mean |metric - retrain|) ==")
+            print(t.xs("mean", axis=1, level=1).round(2).to_string())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
