@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import MeguError, check
+from .models import model_fingerprint
 
 # --------------------------------------------------------------------------- the paper's prompt
 #: One question of the paper's in-context prompt (MEGU_SPEC §3), verbatim; ``{image}`` is
@@ -719,16 +720,6 @@ def normalize_rows(raw: torch.Tensor, own_label: torch.Tensor, *, own_label_valu
 
 
 # --------------------------------------------------------------------------- the estimate
-def state_hash(model: torch.nn.Module) -> str:
-    """A short hash of a model's parameters and buffers (its identity in cache keys)."""
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _levels(data, request, level, concept_level) -> tuple[str, str]:
     if request is not None:
         from .requests import Request
@@ -834,7 +825,7 @@ def estimate_transition_matrix(data, judge: str = "text", *, request=None, level
               f"{level!r} have {len(labels)}; pass the model trained at that level")
     mid = _model_id(spec, model_id) if spec.needs_weights else None
     if spec.needs_model:
-        model_ref = model_key if model_key is not None else f"state:{state_hash(model)}"
+        model_ref = model_key if model_key is not None else f"state:{model_fingerprint(model)}"
     else:
         model_ref = mid
     device = resolve_device(device)
