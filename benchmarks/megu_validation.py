@@ -58,12 +58,21 @@ def main():
         import pandas as pd
         return pd.concat(tables, ignore_index=True)
 
+    partial = Path(args.out).with_suffix(".partial.json")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(**stages):  # after every stage, so a cut-off run keeps what it measured
+        partial.write_text(json.dumps(dict(references=refs, **{k: v.to_dict("records") for k, v in stages.items()}),
+                                      indent=1, default=str))
+
     stage1_axes = dict(epochs=[0.5, 1.0], lr=[0.003, 0.01, 0.03], retain_ratio=[0.5, 1.0])
     t1 = run(grid(**stage1_axes), {})
+    save(stage1=t1)
     best1 = best_setting(t1, list(stage1_axes))
     print("stage 1 best:", best1, flush=True)
     stage2_axes = dict(judge=["text", "features"], rule=["product", "prediction"], noise_eps=[0.1, 0.3])
     t2 = run(grid(**stage2_axes), best1)
+    save(stage1=t1, stage2=t2)
     best2 = best_setting(t2, list(stage2_axes))
     print("stage 2 best:", best2, flush=True)
     t3 = run(grid(noise_steps=[10, 30], label_smoothing=[0.0, 0.1]), {**best1, **best2})
