@@ -1,0 +1,127 @@
+"""Helpers the baseline unlearning methods share: hyperparameter checks, the
+fine-tuning schedule, frozen teachers, random labels and masked losses.
+
+Not a method (it registers nothing); the method files import it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import check
+from ..models import clone_model
+from ..training import TrainConfig, predict_logits, train_config
+
+
+# --------------------------------------------------------------------------- checks
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_range(method: str, name: str, value, lo: float | None = None, hi: float | None = None, *,
+                lo_open: bool = False, hi_open: bool = False) -> None:
+    """``value`` must be a finite number in the interval given by ``lo``/``hi``."""
+    ok = _is_number(value)
+    if ok and lo is not None:
+        ok = value > lo if lo_open else value >= lo
+    if ok and hi is not None:
+        ok = value < hi if hi_open else value <= hi
+    if lo is not None and hi is not None:
+        want = f"a number in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    elif lo is not None:
+        want = f"a number {'>' if lo_open else '>='} {lo:g}"
+    elif hi is not None:
+        want = f"a number {'<' if hi_open else '<='} {hi:g}"
+    else:
+        want = "a finite number"
+    check(ok, f"{method}: {name} must be {want}, got {value!r}")
+
+
+def check_positive(method: str, name: str, value) -> None:
+    check_range(method, name, value, 0, None, lo_open=True)
+
+
+def check_int(method: str, name: str, value, lo: int = 1) -> None:
+    check(isinstance(value, int) and not isinstance(value, bool) and value >= lo,
+          f"{method}: {name} must be an int >= {lo}, got {value!r}")
+
+
+def check_flag(method: str, name: str, value) -> None:
+    check(isinstance(value, bool), f"{method}: {name} must be True or False, got {value!r}")
+
+
+def check_schedule(method: str, epochs, lr, batch_size, augment=None) -> None:
+    """The knobs every fine-tuning method exposes."""
+    check_positive(method, "epochs", epochs)
+    check_positive(method, "lr", lr)
+    check_int(method, "batch_size", batch_size)
+    if augment is not None:
+        check_flag(method, "augment", augment)
+
+
+# --------------------------------------------------------------------------- schedule
+def schedule(model, data, *, epochs: float, lr: float, batch_size: int, augment: bool,
+             optimizer: str = "sgd", momentum: float = 0.9, weight_decay: float = 5e-4) -> TrainConfig:
+    """A constant-learning-rate schedule, as the reference unlearning code uses throughout
+    (plain momentum, no Nesterov). Augmentation, when on, is the original's: its crop
+    padding (recorded on the model) and flips only where the data set allows them."""
+    base = getattr(model, "train_config", None)
+    padding = base.crop_padding if isinstance(base, TrainConfig) else train_config("fast").crop_padding
+    return train_config("fast", epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
+                        momentum=momentum, weight_decay=weight_decay, nesterov=False, schedule="constant",
+                        augment=augment, crop_padding=padding, hflip=bool(data.hflip))
+
+
+# --------------------------------------------------------------------------- teachers
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` in eval mode with no gradients: a fixed teacher."""
+    teacher = clone_model(model).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def teacher_logits(teacher: torch.nn.Module, x: torch.Tensor, device) -> torch.Tensor:
+    """Logits of a frozen teacher on (un-augmented) images, float32 on the CPU: computed
+    once, so that a loop without augmentation does not redo the teacher's forward pass."""
+    return predict_logits(teacher, x, device=device)
+
+
+@torch.no_grad()
+def live_logits(teacher: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
+    """Teacher logits on a batch as the student sees it (after augmentation)."""
+    teacher.eval()
+    return teacher(xb).float()
+
+
+# --------------------------------------------------------------------------- losses
+def kl_per_sample(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) of the temperature-softened distributions, one value per row (nats)."""
+    log_s = F.log_softmax(student_logits.float() / temperature, dim=1)
+    log_t = F.log_softmax(teacher_logits.float() / temperature, dim=1)
+    return F.kl_div(log_s, log_t, log_target=True, reduction="none").sum(1)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``mask`` holds; 0 where it holds nowhere (no host sync)."""
+    m = mask.to(values.dtype)
+    return (values * m).sum() / m.sum().clamp(min=1)
+
+
+# --------------------------------------------------------------------------- labels and subsets
+def random_wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator,
+                        allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """A random label per sample, uniform over the classes other than its own, or over
+    ``allowed`` (class ids) when given."""
+    if allowed is not None:
+        return allowed[torch.randint(len(allowed), y.shape, generator=generator)]
+    r = torch.randint(num_classes - 1, y.shape, generator=generator)
+    return r + (r >= y).long()
+
+
+def seeded_subset(n: int, count: int, seed: int) -> torch.Tensor:
+    """``count`` of ``range(n)`` drawn without replacement, sorted."""
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(n, generator=g)[:count].sort().values

@@ -1,0 +1,62 @@
+"""Bad Teacher: distil from the original on retain samples and from a random network on forget samples."""
+from __future__ import annotations
+
+import torch
+
+from . import register
+from ._common import (check_positive, check_range, check_schedule, frozen_copy, kl_per_sample, live_logits, schedule,
+                      seeded_subset, teacher_logits)
+from ..models import build_model
+from ..training import train_model
+
+
+@register("bad_teacher", summary="KL distillation: competent teacher on retain, incompetent (random) teacher on forget",
+          source="Chundawat et al. 2023 (AAAI), 'Can bad teaching induce forgetting?' "
+                 "(vikram2000b/bad-teaching-unlearning; as run in the SSD benchmark, forget_*_strategies.blindspot)")
+def bad_teacher(model, data, request, *, device, progress, seed, cache,
+                epochs: float = 1, lr: float = 1e-4, batch_size: int = 256, temperature: float = 1.0,
+                retain_fraction: float = 0.3, augment: bool = False):
+    """The student (the model) minimises KL(teacher || student) of temperature-softened
+    outputs, where the teacher is the frozen original on retain samples and a randomly
+    initialised network of the same configuration (seeded by ``seed``) on forget samples.
+
+    The training set is the whole forget set plus a seeded random ``retain_fraction`` of
+    the retain set, shuffled together. Defaults from the reference (and the SSD
+    benchmark's ``blindspot``): 1 epoch of Adam at lr 1e-4, batch 256, temperature 1,
+    30% of the retain set; the SSD benchmark feeds un-augmented images.
+    """
+    check_schedule("bad_teacher", epochs, lr, batch_size, augment)
+    check_positive("bad_teacher", "temperature", temperature)
+    check_range("bad_teacher", "retain_fraction", retain_fraction, 0, 1, lo_open=True)
+    xr, yr = request.retain_data(data)
+    xf, yf = request.forget_data(data)
+    keep = seeded_subset(len(xr), max(1, round(retain_fraction * len(xr))), seed)
+    xr, yr = xr[keep], yr[keep]
+    x, y = torch.cat([xf, xr]), torch.cat([yf, yr])
+    is_forget = torch.cat([torch.ones(len(xf), dtype=torch.bool), torch.zeros(len(xr), dtype=torch.bool)])
+
+    good = frozen_copy(model).to(device)
+    bad = build_model(model.config, seed=seed).to(device).eval()
+    for p in bad.parameters():
+        p.requires_grad_(False)
+
+    if augment:  # the teachers must see the augmented batch the student sees
+        extras = {"forget": is_forget}
+
+        def targets(xb, ex):
+            return torch.where(ex["forget"][:, None], live_logits(bad, xb), live_logits(good, xb))
+    else:  # one teacher forward per sample, once
+        extras = {"forget": is_forget, "teacher": torch.cat([teacher_logits(bad, xf, device),
+                                                             teacher_logits(good, xr, device)])}
+
+        def targets(xb, ex):
+            return ex["teacher"]
+
+    def loss_fn(m, xb, yb, ex):
+        return kl_per_sample(m(xb), targets(xb, ex), temperature).mean()
+
+    cfg = schedule(model, data, epochs=epochs, lr=lr, batch_size=batch_size, augment=augment,
+                   optimizer="adam", weight_decay=0.0)
+    train_model(model, x, y, cfg, extras=extras, loss_fn=loss_fn, seed=seed, device=device,
+                progress=progress, desc="bad_teacher")
+    return {"n_forget": len(xf), "n_retain_used": len(xr)}

@@ -1,0 +1,26 @@
+"""Fine-tuning on the retain set only: the simplest baseline, forgetting by catastrophic interference."""
+from __future__ import annotations
+
+from . import register
+from ._common import check_schedule, schedule
+from ..training import train_model
+
+
+@register("finetune", summary="fine-tune the original on the retain set only",
+          source="SSD benchmark baseline (Foster et al. 2024, AAAI; if-loops/selective-synaptic-dampening, "
+                 "forget_*_strategies.finetune)")
+def finetune(model, data, request, *, device, progress, seed, cache,
+             epochs: float = 5, lr: float = 0.02, batch_size: int = 64, augment: bool = False):
+    """Fine-tune on the retain set with cross-entropy.
+
+    Defaults follow the SSD benchmark code (``finetune`` in if-loops/selective-synaptic-dampening):
+    5 epochs of SGD at a constant lr 0.02, momentum 0.9, weight decay 5e-4, batch 64 (the
+    full-class scripts' loader; its random-forgetting script uses 128), on un-augmented
+    images (the benchmark's ``unlearning=True`` transforms). ``epochs`` may be fractional:
+    0.2 visits a random fifth of the retain set.
+    """
+    check_schedule("finetune", epochs, lr, batch_size, augment)
+    x, y = request.retain_data(data)
+    cfg = schedule(model, data, epochs=epochs, lr=lr, batch_size=batch_size, augment=augment)
+    train_model(model, x, y, cfg, seed=seed, device=device, progress=progress, desc="finetune")
+    return {"n_retain": len(x)}
