@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..errors import check
 from ..models import clone_model
-from ..training import TrainConfig, predict_logits, train_config
+from ..training import TrainConfig, predict_logits, progress_bar, to_float_images, train_config
 
 
 # --------------------------------------------------------------------------- checks
@@ -125,3 +125,22 @@ def seeded_subset(n: int, count: int, seed: int) -> torch.Tensor:
     """``count`` of ``range(n)`` drawn without replacement, sorted."""
     g = torch.Generator().manual_seed(int(seed))
     return torch.randperm(n, generator=g)[:count].sort().values
+
+
+def batch_ce_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, params, *, batch_size: int,
+                       device, progress: bool | None = None, desc: str = "gradients"):
+    """Yield, per mini-batch of (``x``, ``y``) in order, the gradients of the batch-mean
+    cross-entropy with respect to ``params`` (model in eval mode, no augmentation; None
+    for an unused parameter). Shared by SalUn's saliency and SSD's importances."""
+    model.eval()
+    cuda = device.type == "cuda"
+    with progress_bar(-(-len(x) // batch_size), desc, progress) as bar:
+        for start in range(0, len(x), batch_size):
+            xb = to_float_images(x[start:start + batch_size].to(device, non_blocking=True))
+            yb = y[start:start + batch_size].to(device, non_blocking=True)
+            if cuda:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                loss = F.cross_entropy(model(xb).float(), yb)
+            yield torch.autograd.grad(loss, params, allow_unused=True)
+            bar.update(1)

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from . import register
-from ._common import check_range, check_schedule, schedule
-from ..training import progress_bar, to_float_images, train_model
+from ._common import batch_ce_gradients, check_range, check_schedule, schedule
+from ..training import train_model
 
 
 def saliency_mask(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ratio: float, *,
@@ -16,21 +16,11 @@ def saliency_mask(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rati
     of the model, get 1 and the rest 0. One float mask per parameter, on ``device``."""
     params = [p for p in model.parameters() if p.requires_grad]
     grad = [torch.zeros_like(p) for p in params]
-    model.eval()
-    cuda = device.type == "cuda"
-    bar = progress_bar(-(-len(x) // batch_size), "salun: saliency", progress)
-    for start in range(0, len(x), batch_size):
-        xb = to_float_images(x[start:start + batch_size].to(device, non_blocking=True))
-        yb = y[start:start + batch_size].to(device, non_blocking=True)
-        if cuda:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = F.cross_entropy(model(xb).float(), yb)
-        for acc, g in zip(grad, torch.autograd.grad(loss, params, allow_unused=True)):
+    for grads in batch_ce_gradients(model, x, y, params, batch_size=batch_size, device=device, progress=progress,
+                                    desc="salun: saliency"):
+        for acc, g in zip(grad, grads):
             if g is not None:
                 acc.add_(g.float())
-        bar.update(1)
-    bar.close()
     flat = torch.cat([g.abs().flatten() for g in grad])
     keep = int(len(flat) * ratio)  # exactly this many, ties broken by position, as the reference's ranking
     chosen = torch.zeros(len(flat), device=flat.device)

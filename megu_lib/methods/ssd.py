@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from . import register
-from ._common import check_int, check_positive, check_range, seeded_subset
+from ._common import batch_ce_gradients, check_int, check_positive, check_range, seeded_subset
 from ..errors import check
-from ..training import progress_bar, to_float_images
 
 IMPORTANCE_SETS = ("train", "retain")
 
@@ -19,24 +17,13 @@ def importances(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, bat
     the SSD reference computes it. One tensor per parameter of ``model``, on ``device``."""
     params = list(model.parameters())
     imp = [torch.zeros_like(p) for p in params]
-    model.eval()
-    cuda = device.type == "cuda"
     n_batches = 0
-    bar = progress_bar(-(-len(x) // batch_size), desc, progress)
-    for start in range(0, len(x), batch_size):
-        xb = to_float_images(x[start:start + batch_size].to(device, non_blocking=True))
-        yb = y[start:start + batch_size].to(device, non_blocking=True)
-        if cuda:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = F.cross_entropy(model(xb).float(), yb)
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
+    for grads in batch_ce_gradients(model, x, y, params, batch_size=batch_size, device=device, progress=progress,
+                                    desc=desc):
         for acc, g in zip(imp, grads):
             if g is not None:
                 acc.add_(g.float().pow(2))
         n_batches += 1
-        bar.update(1)
-    bar.close()
     return [i / max(1, n_batches) for i in imp]
 
 
