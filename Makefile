@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine (Debian, Python 3.11):
 #   make book   - environment + data + execute the notebooks (papermill) + build the book
-#   make test   - environment + data + the whole test suite
+#   make test   - environment + data + the unit tests + the notebooks on the smoke profile
+#                 (executed, re-run by nbval, built into a scratch book with -W -n)
 # Options: PROFILE=default|smoke|full   DATASET=<name or image folder>   PYTHON=python3.11
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -14,12 +15,17 @@ STAMP := $(VENV)/.installed
 FMNIST_SYSTEM := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 NOTEBOOKS := $(sort $(wildcard notebooks/*.py))
 EXECUTED := book/_executed
+# the book's sources besides the executed notebooks (copied for the smoke build)
+BOOK_SOURCES := _config.yml _toc.yml references.bib
+# make test's smoke book: its own results and build, never the real book's
+SMOKE := .cache/book-smoke
+SMOKE_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MEGU_PROGRESS=0 MEGU_RESULTS_DIR=$(CURDIR)/$(SMOKE)/results
 
-.PHONY: help env data test test-fast book book-only lock clean clean-all
+.PHONY: help env data test test-unit test-book book book-only lock clean clean-all
 
 help:
 	@echo "make book   - set up everything and build the book into book/_build/html (PROFILE=$(PROFILE))"
-	@echo "make test   - set up everything and run the whole test suite"
+	@echo "make test   - set up everything, run the unit tests, then the notebooks on the smoke profile"
 
 $(STAMP): pyproject.toml requirements-lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,12 +42,26 @@ data:
 	elif command -v sudo >/dev/null; then sudo apt-get install -y dataset-fashion-mnist; \
 	else echo "Fashion-MNIST missing: run 'apt-get install dataset-fashion-mnist' as root, or put its IDX files in ~/.local/share/megu_lib/fashion_mnist"; exit 1; fi
 
-test: env data
+test: test-unit test-book
+
+test-unit: env data
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MEGU_PROGRESS=0 $(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# The notebooks on the smoke profile: executed by papermill (strict: no warning, no empty
+# output, a figure each), built with -W -n into $(SMOKE)/book/_build (never the real book),
+# then executed again by nbval. Smoke records stay in $(SMOKE)/results (the runner resumes).
+test-book: env data
+	rm -rf $(SMOKE)/book && mkdir -p $(SMOKE)/book
+	cp $(BOOK_SOURCES) $(SMOKE)/ && cp book/*.md $(SMOKE)/book/ && cp -r book/_ext book/_static $(SMOKE)/book/
+	$(SMOKE_ENV) $(BIN)/python -m megu_lib.book --profile smoke --strict --out $(SMOKE)/book/_executed $(NOTEBOOKS)
+	$(BIN)/jupyter-book build $(SMOKE) --path-output $(SMOKE)/book -W -n --keep-going
+	@echo "The smoke book: $(SMOKE)/book/_build/html/index.html"
+	$(SMOKE_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+		$(SMOKE)/book/_executed/*.ipynb
 
 book: env data
 	MEGU_PROGRESS=0 $(BIN)/python -m megu_lib.book --profile $(PROFILE) $(if $(DATASET),--dataset "$(DATASET)") \
-		--out $(EXECUTED) $(NOTEBOOKS)
+		--times-log book/run_times.json --out $(EXECUTED) $(NOTEBOOKS)
 	$(MAKE) book-only
 
 book-only:
@@ -52,7 +72,7 @@ lock: env
 	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Full lock of the environment `make` builds (pip install -c requirements-lock.txt). Regenerate with `make lock`.' > requirements-lock.txt
 
 clean:
-	rm -rf book/_build $(EXECUTED)
+	rm -rf book/_build $(EXECUTED) $(SMOKE)
 
 clean-all: clean
 	rm -rf $(VENV) .cache

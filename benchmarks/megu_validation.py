@@ -9,8 +9,9 @@ it; then run MeGU over a grid and keep the setting with the smallest mean gap to
 (retain, forget and validation accuracy, MIA) among those whose compute stays within
 ``--budget`` of retraining's (sample passes: epochs x (1 + retain_ratio) x |D_f| against
 the retrain schedule's epochs x |D_r|; device-independent, unlike seconds on a shared
-machine). Stage 1 sweeps the schedule (epochs, lr, retain_ratio); stage 2, from the best
-schedule, the judge, the rule and the noises (λ, steps, L∞ bound). Prints and writes JSON.
+machine). Stage 1 sweeps the learning rate, hard vs soft targets and the noise probability; stage 2,
+from the best, BN re-calibration, the noise's L∞ bound and the retain share; stage 3 the
+judge and label smoothing. Prints and writes JSON.
 """
 import argparse
 import json
@@ -65,18 +66,22 @@ def main():
         partial.write_text(json.dumps(dict(references=refs, **{k: v.to_dict("records") for k, v in stages.items()}),
                                       indent=1, default=str))
 
-    stage1_axes = dict(epochs=[0.5, 1.0], lr=[0.003, 0.01, 0.03], retain_ratio=[0.5, 1.0])
-    t1 = run(grid(**stage1_axes), {})
+    # stage 1: the fine-tuning step and the two knobs of ours that address its failure modes
+    # (hard vs soft targets: over-confident forget samples; noise_prob: the noise as a shortcut)
+    stage1_axes = dict(lr=[0.001, 0.003, 0.01], targets=["hard", "soft"], noise_prob=[1.0, 0.5])
+    t1 = run(grid(**stage1_axes), dict(epochs=1.0, retain_ratio=1.0, bn_recalibrate=0))
     save(stage1=t1)
-    best1 = best_setting(t1, list(stage1_axes))
+    best1 = {**dict(epochs=1.0, retain_ratio=1.0, bn_recalibrate=0), **best_setting(t1, list(stage1_axes))}
     print("stage 1 best:", best1, flush=True)
-    stage2_axes = dict(judge=["text", "features"], rule=["product", "prediction"], noise_eps=[0.1, 0.3])
+    stage2_axes = dict(bn_recalibrate=[0, 2048], noise_eps=[0.1, 0.3], retain_ratio=[0.5, 1.0])
     t2 = run(grid(**stage2_axes), best1)
     save(stage1=t1, stage2=t2)
     best2 = best_setting(t2, list(stage2_axes))
     print("stage 2 best:", best2, flush=True)
-    t3 = run(grid(noise_steps=[10, 30], label_smoothing=[0.0, 0.1]), {**best1, **best2})
-    best3 = best_setting(t3, ["noise_steps", "label_smoothing"])
+    stage3_axes = dict(judge=["text", "features"], label_smoothing=[0.0, 0.1])
+    t3 = run(grid(**stage3_axes), {**best1, **best2})
+    save(stage1=t1, stage2=t2, stage3=t3)
+    best3 = best_setting(t3, list(stage3_axes))
     chosen = {**best1, **best2, **best3}
     print("chosen:", chosen)
     out = dict(protocol=__doc__.strip(), device=str(device), budget=args.budget, chosen=chosen,

@@ -1,6 +1,8 @@
 """Issue 4's numbers: MeGU, UNSIR and plain fine-tuning against retrain, same run, same device.
 
     python benchmarks/megu_vs_retrain.py [--forget Shirt Trouser] [--seed 0] [--out results/megu_vs_retrain.json]
+    python benchmarks/megu_vs_retrain.py --methods all --arch resnet18 --preset gpu --device cuda \
+        --out results/gpu_megu_vs_all.json      # issue 7: every method, one run, one device
 
 Fashion-MNIST (all 60k/10k), small CNN (width 32, `fast` preset: 3 epochs), class
 scenario. For each forget class: train the original (cached), retrain without the class
@@ -33,7 +35,10 @@ def targets(m, ref, seconds, ref_seconds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--forget", nargs="+", default=["Shirt", "Trouser"])
-    ap.add_argument("--methods", nargs="+", default=["megu", "unsir", "finetune"])
+    ap.add_argument("--methods", nargs="+", default=["megu", "unsir", "finetune"], help="method names, or 'all'")
+    ap.add_argument("--arch", default="small_cnn")
+    ap.add_argument("--width", type=int, default=32, help="small_cnn width (ignored by other archs)")
+    ap.add_argument("--preset", default="fast", help="training preset of the original and the retrained model")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default="results/megu_vs_retrain.json")
@@ -41,7 +46,13 @@ def main():
     args = ap.parse_args()
     overrides = json.loads(args.hp)
     data = ml.load_dataset("fashion_mnist")
-    original = ml.fit_model(data, arch="small_cnn", train="fast", seed=args.seed, device=args.device, width=32)
+    if args.methods == ["all"]:
+        args.methods = [m for m in ml.list_methods() if m != "retrain"]
+    unknown = [m for m in args.methods if m not in ml.list_methods()]
+    if unknown:
+        raise SystemExit(f"error: unknown method(s) {unknown}; known: {', '.join(ml.list_methods())}")
+    model_kw = {"width": args.width} if args.arch == "small_cnn" else {}
+    original = ml.fit_model(data, arch=args.arch, train=args.preset, seed=args.seed, device=args.device, **model_kw)
     rows = []
     for cls in args.forget:
         request = ml.make_request(data, "class", forget=cls)
@@ -61,7 +72,8 @@ def main():
             rows.append(row)
             print(json.dumps(row), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(dict(seed=args.seed, device=str(ml.resolve_device(args.device)),
+    Path(args.out).write_text(json.dumps(dict(seed=args.seed, arch=args.arch, preset=args.preset,
+                                              device=str(ml.resolve_device(args.device)),
                                               hp=overrides, rows=rows), indent=1))
 
 

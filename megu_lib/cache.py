@@ -8,7 +8,9 @@ writing leaves no entry that looks complete. A payload whose checksum does not m
 is treated as missing: removed and made again, never loaded.
 
 The cache lives in ``$MEGU_CACHE_DIR`` (default ``~/.cache/megu_lib``);
-``MEGU_NO_CACHE=1`` or ``Cache(enabled=False)`` bypasses it.
+``MEGU_NO_CACHE=1`` or ``Cache(enabled=False)`` bypasses it. An unwritable cache directory
+is reported (one line) before the work whose result it would hold; the temporary files of
+a writer that was killed are removed by the next writer to the same folder.
 """
 from __future__ import annotations
 
@@ -28,13 +30,69 @@ from .requests import config_hash
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("MEGU_CACHE_DIR", Path.home() / ".cache" / "megu_lib")).expanduser()
+    # an empty MEGU_CACHE_DIR counts as unset (else the cache would land in the working directory)
+    return Path(os.environ.get("MEGU_CACHE_DIR") or Path.home() / ".cache" / "megu_lib").expanduser()
+
+
+def cache_disabled_by_env() -> bool:
+    """``MEGU_NO_CACHE`` set to anything but "", "0", "false", "no" or "off" bypasses the cache."""
+    return os.environ.get("MEGU_NO_CACHE", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: alive
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Remove the temporary files that writers killed mid-write left in ``folder``.
+
+    :func:`atomic_write_bytes` names its temporary file ``.<name>.<pid>.<random>.tmp``;
+    one whose process is gone can never be renamed into place. Files of live processes
+    (a concurrent run) are left alone. Returns how many were removed.
+    """
+    removed = 0
+    try:
+        candidates = list(Path(folder).glob(".*.tmp"))
+    except OSError:
+        return 0
+    for f in candidates:
+        parts = f.name[1:-len(".tmp")].rsplit(".", 2)
+        if len(parts) == 3 and parts[1].isdigit() and int(parts[1]) != os.getpid() and not _pid_alive(int(parts[1])):
+            try:
+                f.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def check_writable(folder: Path, what: str, hint: str) -> None:
+    """Create ``folder`` if needed and check that a file can be written there, before any work
+    whose result would be stored in it; a one-line :class:`MeguError` (with ``hint``) if not."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".write-probe.{os.getpid()}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise MeguError(f"{what} {folder} is not writable ({reason}); {hint}") from None
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` atomically (a reader sees the old file or the whole new one)."""
+    """Write ``payload`` to ``path`` atomically (a reader sees the old file or the whole new one).
+
+    The temporary file carries the writer's process id, so that a later run can tell the
+    leftovers of a killed writer (see :func:`remove_stale_temp_files`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -55,7 +113,20 @@ class Cache:
 
     def __init__(self, root: str | os.PathLike | None = None, enabled: bool | None = None):
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
-        self.enabled = (os.environ.get("MEGU_NO_CACHE", "0") in ("0", "")) if enabled is None else bool(enabled)
+        self.enabled = (not cache_disabled_by_env()) if enabled is None else bool(enabled)
+        self._writable = set()
+
+    _HINT = "set MEGU_CACHE_DIR to a writable folder or MEGU_NO_CACHE=1"
+
+    def check_writable(self, kind: str) -> None:
+        """Raise a one-line :class:`MeguError` unless entries of ``kind`` can be stored: called
+        before the work whose result would be stored, so that no work is lost. Also removes
+        the temporary files of writers that were killed."""
+        if not self.enabled or kind in self._writable:
+            return
+        check_writable(self.root / kind, "cache directory", self._HINT)
+        remove_stale_temp_files(self.root / kind)
+        self._writable.add(kind)
 
     def _paths(self, kind: str, key: dict):
         h = config_hash(key)
@@ -93,9 +164,9 @@ class Cache:
             meta = dict(key=key, sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob),
                         created=time.strftime("%Y-%m-%dT%H:%M:%S"), **info)
             atomic_write_bytes(meta_path, json.dumps(meta, indent=1, default=str).encode())
-        except PermissionError:
-            raise MeguError(f"cache directory {self.root} is not writable; set MEGU_CACHE_DIR to a "
-                            "writable folder or MEGU_NO_CACHE=1") from None
+        except OSError as e:  # read-only, a file in the way, disk full...
+            reason = e.strerror or type(e).__name__
+            raise MeguError(f"cache directory {self.root} is not writable ({reason}); {self._HINT}") from None
 
     def discard(self, kind: str, key: dict) -> None:
         for p in self._paths(kind, key):
@@ -108,6 +179,7 @@ class Cache:
         """Load the object for ``key``; else ``make()`` it, store it and return it."""
         obj = self.load(kind, key)
         if obj is None:
+            self.check_writable(kind)  # before the work, not after it
             obj = make()
             self.store(kind, key, obj, **info)
         return obj

@@ -838,6 +838,7 @@ def estimate_transition_matrix(data, judge: str = "text", *, request=None, level
     entry = store.load("transition", key)
     from_cache = entry is not None
     if entry is None:
+        store.check_writable("transition")  # an unwritable cache is reported before the judge runs
         path = _resolve_weights(spec, mid) if spec.needs_weights else None  # before any other work
         g = torch.Generator().manual_seed(int(seed))
         c_idx = _draw(concept_y, len(concepts), n_exemplars, g)
@@ -868,3 +869,67 @@ def estimate_transition_matrix(data, judge: str = "text", *, request=None, level
                             options=options, n_exemplars=int(n_exemplars), seed=int(seed), split=split,
                             seconds=float(entry["seconds"]), from_cache=from_cache, exemplars=entry["exemplars"],
                             details=dict(entry.get("details", {}), device=entry.get("device")))
+
+
+# --------------------------------------------------------------------------- comparing judges
+def compare_transition_matrices(a, b) -> dict:
+    """How far two transition matrices of the same concepts and labels agree (ours).
+
+    ``a``, ``b``: :class:`TransitionMatrix` (their own labels are excluded from every
+    row). Returns ``spearman``: the mean over concepts of the Spearman rank correlation
+    of the two rows over the candidate labels, skipping rows that are constant in either
+    matrix (a uniform judge ranks nothing: NaN when every row is skipped);
+    ``top1``: the share (percent) of concepts whose highest-scoring candidate is the
+    same, over the concepts where neither row ties at the top (NaN when none);
+    ``rows``: the number of rows the Spearman mean is over.
+    """
+    from .metrics import spearman
+    check(isinstance(a, TransitionMatrix) and isinstance(b, TransitionMatrix),
+          "compare_transition_matrices needs two TransitionMatrix objects (from estimate_transition_matrix)")
+    check(a.concepts == b.concepts and a.labels == b.labels,
+          "the two transition matrices have different concepts or labels; estimate both for the same request")
+    rhos, same, ranked = [], 0, 0
+    for k in range(len(a.concepts)):
+        cand = torch.ones(len(a.labels), dtype=torch.bool)
+        own = int(a.own_label[k])
+        if 0 <= own < len(a.labels):
+            cand[own] = False
+        ra, rb = a.matrix[k, cand].double(), b.matrix[k, cand].double()
+        rho = spearman(ra.numpy(), rb.numpy())
+        if rho == rho:
+            rhos.append(rho)
+        if int((ra == ra.max()).sum()) == 1 and int((rb == rb.max()).sum()) == 1:
+            ranked += 1
+            same += int(ra.argmax()) == int(rb.argmax())
+    return dict(spearman=float(sum(rhos) / len(rhos)) if rhos else float("nan"),
+                top1=100.0 * same / ranked if ranked else float("nan"), rows=len(rhos))
+
+
+def judge_agreement(matrices: dict):
+    """:func:`compare_transition_matrices` for every pair of ``matrices`` ({judge name:
+    TransitionMatrix}): a tidy DataFrame (judge_a, judge_b, spearman, top1, rows), both
+    orders and the diagonal included, so that ``.pivot`` gives square tables."""
+    import pandas as pd
+    rows = []
+    for na, ta in matrices.items():
+        for nb, tb in matrices.items():
+            rows.append(dict(judge_a=na, judge_b=nb, **compare_transition_matrices(ta, tb)))
+    return pd.DataFrame(rows)
+
+
+def nearest_table(matrices: dict, top: int = 3):
+    """The ``top`` most similar labels of every concept under each judge ({judge name:
+    TransitionMatrix}): a DataFrame (rows: concepts, columns: judges) of comma-separated
+    names, best first; "all tied" where a judge scores every candidate the same."""
+    import pandas as pd
+    cols = {}
+    for name, tm in matrices.items():
+        out = []
+        for k in range(len(tm.concepts)):
+            cand = [j for j in range(len(tm.labels)) if j != int(tm.own_label[k])]
+            row = tm.matrix[k, cand]
+            out.append("all tied" if bool((row == row[0]).all()) else
+                       ", ".join(n for n, _ in tm.nearest(k, top=top)))
+        cols[name] = out
+    first = next(iter(matrices.values()))
+    return pd.DataFrame(cols, index=pd.Index(first.concepts, name="concept"))

@@ -130,9 +130,15 @@ class Dataset:
     def has_coarse(self) -> bool:
         return self.coarse_classes is not None
 
+    def _level(self, level: str | None) -> str:
+        level = level or self.label_level
+        check(level in ("fine", "coarse"), f"label level must be 'fine' or 'coarse', got {level!r}")
+        return level
+
     def targets(self, split: str = "train", level: str | None = None) -> torch.Tensor:
         """Labels of ``split`` ("train"/"test") at ``level`` ("fine"/"coarse", default ``label_level``)."""
-        level = level or self.label_level
+        check(split in ("train", "test"), f"split must be 'train' or 'test', got {split!r}")
+        level = self._level(level)
         if level == "fine":
             return self.train_y if split == "train" else self.test_y
         check(self.has_coarse, f"data set {self.name!r} has no coarse labels; use level='fine'")
@@ -140,7 +146,7 @@ class Dataset:
 
     def class_names(self, level: str | None = None) -> tuple:
         """Names of the labels at ``level`` (default ``label_level``)."""
-        level = level or self.label_level
+        level = self._level(level)
         if level == "fine":
             return self.classes
         check(self.has_coarse, f"data set {self.name!r} has no coarse labels; use level='fine'")
@@ -171,10 +177,13 @@ class Dataset:
 
     def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> "Dataset":
         """A stratified random subset (for quick profiles and tests); class structure kept."""
+        for n in (n_train, n_test):
+            check(n is None or (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0),
+                  f"subset sizes must be positive ints (or None for all), got {n!r}")
+
         def pick(y, n):
             if n is None or n >= len(y):
                 return torch.arange(len(y))
-            check(n > 0, f"subset size must be positive, got {n}")
             g = torch.Generator().manual_seed(seed)
             order = torch.randperm(len(y), generator=g)
             # stratify: round-robin over classes in a random order
@@ -244,6 +253,7 @@ def load_dataset(name_or_path: str | os.PathLike, *, root: str | os.PathLike | N
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise MeguError(f"data set must be a name or a folder path, got {type(name_or_path).__name__}")
     key = str(name_or_path).strip()
+    check(key != "", f"the data set name is empty: use one of {', '.join(KNOWN_DATASETS)} or the path of an image folder")
     norm = key.lower().replace("-", "_")
     if norm in ("fashion_mnist", "fashionmnist", "fmnist"):
         return _load_fashion_mnist(root, download)
@@ -380,7 +390,10 @@ def load_image_folder(path: str | os.PathLike, *, image_size: int | None = None,
 
     path = Path(path).expanduser()
     check(path.is_dir(), f"image folder {path} does not exist")
-    check(0 < test_fraction < 1, f"test_fraction must be in (0, 1), got {test_fraction}")
+    check(isinstance(test_fraction, (int, float)) and not isinstance(test_fraction, bool) and 0 < test_fraction < 1,
+          f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+    check(image_size is None or (isinstance(image_size, int) and not isinstance(image_size, bool) and image_size > 0),
+          f"image_size must be a positive int or None, got {image_size!r}")
     split_dirs = (path / "train").is_dir() and (path / "test").is_dir()
     roots = {"train": path / "train", "test": path / "test"} if split_dirs else {"all": path}
 
@@ -418,7 +431,6 @@ def load_image_folder(path: str | os.PathLike, *, image_size: int | None = None,
     gray = modes <= {"L", "1", "I", "I;16", "LA"}
     sizes = [im.size for loaded in images.values() for im, _ in loaded]
     if image_size is not None:
-        check(isinstance(image_size, int) and image_size > 0, f"image_size must be a positive int, got {image_size!r}")
         target = (image_size, image_size)
     else:
         target = max(set(sizes), key=sizes.count)

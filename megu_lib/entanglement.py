@@ -130,3 +130,61 @@ def collateral_damage(overlap_row: pd.Series, acc_before: dict, acc_after: dict,
     rows = [dict(**{"class": c}, overlap=float(overlap_row[c]), acc_before=acc_before[c], acc_after=acc_after[c],
                  drop=acc_before[c] - acc_after[c]) for c in overlap_row.index if c != forget]
     return pd.DataFrame(rows)
+
+
+def confusion_rates(logits: torch.Tensor, y: torch.Tensor, classes) -> pd.DataFrame:
+    """Row-normalised confusion matrix in percent (K x K DataFrame): entry [i, j] is the
+    share of samples of class i that the model labels j (rows sum to 100; NaN for a class
+    without samples)."""
+    k = len(classes)
+    counts = torch.zeros((k, k), dtype=torch.float64)
+    counts.index_put_((y.long(), logits.argmax(1).long()), torch.ones(len(y), dtype=torch.float64), accumulate=True)
+    totals = counts.sum(1, keepdim=True)
+    rates = torch.where(totals > 0, 100 * counts / totals.clamp(min=1), torch.full_like(counts, float("nan")))
+    return pd.DataFrame(rates.numpy(), index=pd.Index(classes, name="true class"),
+                        columns=pd.Index(classes, name="predicted class"))
+
+
+def overlap_confusion(overlap: pd.DataFrame, confusion: pd.DataFrame) -> pd.DataFrame:
+    """One row per unordered pair of classes: their Jaccard overlap and how often the model
+    confuses them (the mean of the two directions' confusion rates, percent)."""
+    names = list(overlap.index)
+    check(list(confusion.index) == names and list(confusion.columns) == names,
+          "overlap and confusion must name the same classes in the same order")
+    rows = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            a, b = names[i], names[j]
+            rows.append(dict(pair=f"{a} / {b}", class_a=a, class_b=b, overlap=float(overlap.loc[a, b]),
+                             confusion=float(np.nanmean([confusion.loc[a, b], confusion.loc[b, a]]))))
+    return pd.DataFrame(rows)
+
+
+def forgetting_difficulty(model, data, classes, *, method: str = "finetune", seed: int = 0, device=None,
+                          cache=None, **hp) -> pd.DataFrame:
+    """How much of each class in ``classes`` survives a class-forgetting ``method`` (default
+    plain fine-tuning on the retain set; ``hp`` its hyperparameters, e.g. ``epochs=1``).
+
+    One row per class: test accuracy of that class before and after (``acc_before``,
+    ``acc_after``, percent), ``left`` = acc_after / acc_before (percent of the class's
+    accuracy that remains), the mean test accuracy of the other classes before and after
+    (``others_before``, ``others_after``) and the method's ``seconds``. One unlearning run
+    per class: keep the list and the schedule short on a CPU.
+    """
+    from .methods import unlearn
+    from .metrics import per_class_accuracy
+    from .requests import make_request
+
+    before = per_class_accuracy(model, data, device=device)
+    rows = []
+    for name in classes:
+        request = make_request(data, "class", forget=name, seed=seed)
+        new, seconds, _ = unlearn(method, model, data, request, device=device, seed=seed, cache=cache, **hp)
+        after = per_class_accuracy(new, data, device=device)
+        cls = request.forget[0]
+        others = [c for c in before if c != cls]
+        rows.append(dict(**{"class": cls}, acc_before=before[cls], acc_after=after[cls],
+                         left=100 * after[cls] / before[cls] if before[cls] > 0 else float("nan"),
+                         others_before=float(np.mean([before[c] for c in others])),
+                         others_after=float(np.mean([after[c] for c in others])), seconds=seconds))
+    return pd.DataFrame(rows)

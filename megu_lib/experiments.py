@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import os
+import re
 import platform
 import subprocess
 import time
@@ -24,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .cache import atomic_write_bytes
+from .cache import atomic_write_bytes, check_writable, remove_stale_temp_files
 from .errors import MeguError, check
 from .metrics import GAP_KEYS, evaluate, gap_to_reference
 from .requests import SCENARIOS, config_hash, make_request
@@ -48,10 +50,34 @@ CONFIG_KEYS = {
     "notebook": "extra parameters for the notebooks",
 }
 REQUIRED = ("dataset", "model", "train", "seeds", "scenarios", "methods")
+EVAL_KEYS = ("max_retain",)
+DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def results_dir() -> Path:
-    return Path(os.environ.get("MEGU_RESULTS_DIR", Path(__file__).resolve().parents[1] / "results")).expanduser()
+    # an empty MEGU_RESULTS_DIR counts as unset (else results would land in the working directory)
+    return Path(os.environ.get("MEGU_RESULTS_DIR") or Path(__file__).resolve().parents[1] / "results").expanduser()
+
+
+def _check_hp_value(where: str, method: str, name: str, value, default) -> None:
+    """Type and range checks that hold for every method's hyperparameters, made when the config
+    is loaded (each method checks its own ranges again when it runs): a bool stays a bool, a
+    number a finite number >= 0 (every numeric hyperparameter in the registry is a rate, a
+    size, a count, a weight or a fraction), a string a string. None is left to the method."""
+    if value is None or default is None:
+        ok = value is None or not isinstance(value, float) or math.isfinite(value)
+        want = "a finite number"
+    elif isinstance(default, bool):
+        ok, want = isinstance(value, bool), "true or false"
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+        want = "a finite number >= 0"
+    elif isinstance(default, str):
+        ok, want = isinstance(value, str), "a string"
+    else:
+        ok, want = True, ""
+    check(ok, f"{where}: hp.{method}.{name} must be {want}, got {value!r}")
 
 
 @dataclasses.dataclass
@@ -119,7 +145,11 @@ def load_config(name: str, **overrides) -> ExperimentConfig:
     for key in REQUIRED:
         check(key in raw and raw[key] is not None, f"{path}: missing key {key!r} ({CONFIG_KEYS[key]})")
     where = path.name
-    check(isinstance(raw["dataset"], str), f"{where}: dataset must be a name or a folder path, got {raw['dataset']!r}")
+    name = raw.get("name", path.stem)
+    check(isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None,
+          f"{where}: name must be letters, digits, '_', '-' or '.' (it names the results folder), got {name!r}")
+    check(isinstance(raw["dataset"], str) and raw["dataset"].strip(),
+          f"{where}: dataset must be a name or a folder path, got {raw['dataset']!r}")
     model = raw["model"] if isinstance(raw["model"], dict) else {"arch": raw["model"]}
     check(isinstance(model.get("arch"), str), f"{where}: model must name an arch, e.g. {{arch: small_cnn}}")
     from .models import ARCHITECTURES
@@ -139,31 +169,61 @@ def load_config(name: str, **overrides) -> ExperimentConfig:
     for s, spec in scen.items():
         check(s in SCENARIOS, f"{where}: unknown scenario {s!r}; use one of {', '.join(SCENARIOS)}")
         check(isinstance(spec, dict) and "forget" in spec, f"{where}: scenarios.{s} needs a 'forget' list")
+        check(set(spec) == {"forget"}, f"{where}: scenarios.{s} has unknown key(s) {sorted(set(spec) - {'forget'})}; "
+              "it takes only 'forget'")
         if not isinstance(spec["forget"], list):
             spec["forget"] = [spec["forget"]]
+        check(spec["forget"] and all(t is not None for t in spec["forget"]),
+              f"{where}: scenarios.{s}.forget must list at least one target, got {spec['forget']!r}")
+        check(len(set(map(repr, spec["forget"]))) == len(spec["forget"]),
+              f"{where}: scenarios.{s}.forget repeats a target: {spec['forget']}")
     known = list_methods()
     methods = raw["methods"]
     check(isinstance(methods, list) and methods, f"{where}: methods must be a non-empty list")
     for m in methods:
         check(m in known, f"{where}: unknown method {m!r}; use one of {', '.join(known)}")
+    check(len(set(methods)) == len(methods), f"{where}: methods repeat: {methods}")
     check("retrain" in methods, f"{where}: methods must include 'retrain' (the reference every gap is measured to)")
     hp = raw.get("hp") or {}
+    check(isinstance(hp, dict), f"{where}: hp must map a method to its hyperparameters, got {hp!r}")
     from .methods import get_method
     for m, values in hp.items():
         check(m in known, f"{where}: hp for unknown method {m!r}; use one of {', '.join(known)}")
         check(isinstance(values, dict), f"{where}: hp.{m} must be a mapping of hyperparameters")
-        bad = set(values) - set(get_method(m).defaults)
+        defaults = get_method(m).defaults
+        bad = set(values) - set(defaults)
         check(not bad, f"{where}: hp.{m} has unknown hyperparameter(s) {sorted(bad)}; "
-              f"known: {', '.join(get_method(m).defaults)}")
+              f"known: {', '.join(defaults)}")
+        for k, v in values.items():
+            _check_hp_value(where, m, k, v, defaults[k])
     judge = raw.get("judge", "text")
     check(judge in list_judges(), f"{where}: unknown judge {judge!r}; use one of {', '.join(list_judges())}")
     subset = raw.get("subset")
     check(subset is None or (isinstance(subset, dict) and set(subset) <= {"train", "test"}),
           f"{where}: subset must be null or {{train: N, test: M}}")
-    return ExperimentConfig(name=raw.get("name", path.stem), dataset=raw["dataset"], model=model, train=train,
+    for k, v in (subset or {}).items():
+        check(v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0),
+              f"{where}: subset.{k} must be a positive int (or null for all), got {v!r}")
+    from .models import model_config
+    try:  # option names and values; the data set's shape is not needed for that
+        model_config(model["arch"], num_classes=2, **{k: v for k, v in model.items() if k != "arch"})
+    except MeguError as e:
+        raise MeguError(f"{where}: model: {e}") from None
+    device = raw.get("device", "auto")
+    check(isinstance(device, str) and DEVICE_PATTERN.fullmatch(device) is not None,
+          f"{where}: device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    ev = raw.get("eval") or {}
+    check(isinstance(ev, dict) and set(ev) <= set(EVAL_KEYS),
+          f"{where}: eval must be a mapping with key(s) {', '.join(EVAL_KEYS)}, got {ev!r}")
+    mr = ev.get("max_retain")
+    check(mr is None or (isinstance(mr, int) and not isinstance(mr, bool) and mr > 0),
+          f"{where}: eval.max_retain must be a positive int or null (all), got {mr!r}")
+    notebook = raw.get("notebook") or {}
+    check(isinstance(notebook, dict), f"{where}: notebook must be a mapping of notebook parameters, got {notebook!r}")
+    return ExperimentConfig(name=name, dataset=raw["dataset"], model=model, train=train,
                             seeds=seeds, scenarios=scen, methods=methods, subset=subset,
-                            device=raw.get("device", "auto"), judge=judge, eval=raw.get("eval") or {}, hp=hp,
-                            notebook=raw.get("notebook") or {}, description=raw.get("description", ""), path=str(path))
+                            device=device, judge=judge, eval=ev, hp=hp,
+                            notebook=notebook, description=raw.get("description", ""), path=str(path))
 
 
 def load_data(cfg: ExperimentConfig):
@@ -219,16 +279,18 @@ def run_experiments(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None 
     from .training import resolve_device, seed_everything, train_config
     from .training import progress_bar
 
-    data = load_data(cfg)
-    device = resolve_device(cfg.device)
     out = Path(out_dir) if out_dir is not None else results_dir() / cfg.name
     records = out / "records"
-    records.mkdir(parents=True, exist_ok=True)
+    # before any work: a results folder that cannot take the records would lose every run
+    check_writable(records, "results folder", "pass --out (out_dir) or set MEGU_RESULTS_DIR to a writable folder")
+    remove_stale_temp_files(records)  # left by a run that was killed while writing a record
+    data = load_data(cfg)
+    device = resolve_device(cfg.device)
     env = _environment()
     schedule = train_config(dict(cfg.train))
     model_opts = {k: v for k, v in cfg.model.items() if k != "arch"}
     jobs = [(seed, r, m) for seed in cfg.seeds for r in build_requests(cfg, data, seed) for m in cfg.methods]
-    todo = [(s, r, m) for s, r, m in jobs if not (records / f"{config_hash(run_key(cfg, data, r, m, s))}.json").exists()]
+    todo = [(s, r, m) for s, r, m in jobs if not _is_record(records / f"{config_hash(run_key(cfg, data, r, m, s))}.json")]
     log(f"[run {cfg.name}] {len(jobs)} runs, {len(jobs) - len(todo)} already recorded, {len(todo)} to do -> {records}")
     started = time.perf_counter()
     originals = {}
@@ -261,7 +323,7 @@ def run_experiments(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None 
     for seed in cfg.seeds:
         for request in build_requests(cfg, data, seed):
             path = records / f"original-{config_hash(dict(run_key(cfg, data, request, 'retrain', seed), method='original'))}.json"
-            if path.exists():
+            if _is_record(path):
                 continue
             original = originals.get((seed, request.level)) or fit_model(
                 data, arch=cfg.model["arch"], train=schedule, seed=seed, level=request.level, cache=cache,
@@ -281,6 +343,21 @@ def run_experiments(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None 
     return records
 
 
+def _read_record(path: Path) -> dict | None:
+    """A record, or None when it is missing or damaged (not JSON, or without its metrics)."""
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("metrics"), dict) else None
+
+
+def _is_record(path: Path) -> bool:
+    """True when ``path`` holds a whole record: a damaged one (edited, truncated by a full
+    disk...) is made again, by an atomic write over it."""
+    return path.exists() and _read_record(path) is not None
+
+
 # --------------------------------------------------------------------------- tables
 def load_records(path: str | os.PathLike) -> pd.DataFrame:
     """All records under ``path`` (a records folder or a results folder) as one flat DataFrame."""
@@ -289,9 +366,8 @@ def load_records(path: str | os.PathLike) -> pd.DataFrame:
         path = path / "records"
     rows = []
     for f in sorted(path.glob("*.json")):
-        try:
-            rec = json.loads(f.read_text())
-        except (OSError, ValueError):
+        rec = _read_record(f)
+        if rec is None:
             continue  # a damaged record is skipped (and re-made by the next run)
         rows.append({**{k: v for k, v in rec.items() if k not in ("metrics", "per_class", "details", "environment")},
                      **rec["metrics"], "per_class": rec.get("per_class", {})})

@@ -81,6 +81,13 @@ def evaluate(model, data: Dataset, request: Request, *, max_retain: int | None =
     share of forget samples called members. ``max_retain`` evaluates on a seeded random
     subset of the retain set (for speed; None = all).
     """
+    check(isinstance(model, torch.nn.Module), f"evaluate needs a model (a torch.nn.Module), got {type(model).__name__}")
+    check(isinstance(data, Dataset), f"evaluate needs a Dataset (from load_dataset), got {type(data).__name__}")
+    check(isinstance(request, Request), f"evaluate needs a Request (from make_request), got {type(request).__name__}")
+    check(request.data_fingerprint == data.fingerprint(), "the request was made for another data set; "
+          "build it with make_request on the same data")
+    check(max_retain is None or (isinstance(max_retain, int) and not isinstance(max_retain, bool) and max_retain > 0),
+          f"max_retain must be a positive int or None (all), got {max_retain!r}")
     y_train, y_test = request.train_labels(data), request.test_labels(data)
     retain_idx = request.retain_idx
     if max_retain is not None and len(retain_idx) > max_retain:
@@ -114,3 +121,20 @@ def per_class_accuracy(model, data: Dataset, level: str | None = None, split: st
     y = data.targets(split, level)
     logits = predict_logits(model, x, batch_size=batch_size, device=device) if logits is None else logits
     return {name: accuracy(logits[y == c], y[y == c]) for c, name in enumerate(data.class_names(level))}
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation of two equally long 1-D sequences (average ranks for ties).
+
+    Pairs where either value is NaN are dropped. NaN (and no warning) when fewer than
+    three pairs remain or either sequence is constant: a rank correlation is undefined there.
+    """
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    check(a.shape == b.shape, f"spearman needs two sequences of the same length, got {a.shape} and {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    import pandas as pd
+    ra, rb = pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy()
+    return float(np.corrcoef(ra, rb)[0, 1])

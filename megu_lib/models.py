@@ -160,14 +160,29 @@ class PretrainedViT(Classifier):
 
 
 ARCHITECTURES = {"small_cnn": SmallCNN, "resnet18": ResNet18, "vit": ViT, "vit_b16": PretrainedViT}
+#: The options (keyword arguments of :func:`build_model`) each architecture reads.
+ARCH_OPTIONS = {"small_cnn": ("width",), "resnet18": ("width",), "vit": ("patch", "dim", "depth", "heads", "mlp_ratio"),
+                "vit_b16": ("weights",)}
 
 
 def model_config(arch: str = "small_cnn", data=None, *, num_classes: int | None = None,
                  in_channels: int | None = None, image_size: int | None = None,
                  mean=None, std=None, level: str | None = None, **options) -> dict:
     """The config dict :func:`build_model` builds from (see there for the arguments)."""
-    if arch not in ARCHITECTURES:
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise MeguError(f"unknown model {arch!r}: use one of {', '.join(ARCHITECTURES)}")
+    unknown = set(options) - set(ARCH_OPTIONS[arch])
+    check(not unknown, f"model {arch!r} has no option(s) {sorted(unknown)}; its options are: "
+          f"{', '.join(ARCH_OPTIONS[arch])}")
+    for name, value in options.items():
+        if name == "mlp_ratio":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        elif name == "weights":
+            ok = value is None or isinstance(value, str) or hasattr(value, "__fspath__")
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        check(ok, f"model {arch!r}: {name} must be a positive "
+              f"{'number' if name == 'mlp_ratio' else 'path or None' if name == 'weights' else 'int'}, got {value!r}")
     if data is not None:
         num_classes = num_classes or data.num_classes(level)
         in_channels = in_channels or data.image_shape[0]

@@ -118,3 +118,39 @@ def stack_bank(noises: dict, num_classes: int, shape) -> torch.Tensor:
     for label, v in noises.items():
         out[label, : v.shape[0]] = v
     return out
+
+
+@torch.no_grad()
+def noise_effect(model, x: torch.Tensor, y: torch.Tensor, y_p: torch.Tensor, pos: torch.Tensor | None,
+                 neg: torch.Tensor | None, *, device=None, batch_size: int = 512):
+    """What the noises do to the frozen ``model``'s predictions on forget samples.
+
+    ``x``: images (N, C, H, W), uint8 or float in [0, 1]; ``y``: their labels; ``y_p``:
+    their perturbing labels; ``pos``/``neg``: stacked banks (K, bank, C, H, W) from
+    :func:`stack_bank` (None leaves that noise out). Sample i uses noise i mod bank.
+    The inputs are x, x + N_pos[y_p], x + N_neg[y] and x + both (as MeGU builds them: no
+    clipping). Returns a DataFrame, one row per input: ``acc_y`` (percent predicted y),
+    ``pred_yp`` (percent predicted y_p), ``p_y``, ``p_yp`` (mean softmax probabilities, percent),
+    ``top_label`` (the label predicted most often) and ``top_share`` (its share, percent).
+    """
+    from .training import predict_logits, to_float_images
+    xf = to_float_images(x)
+    n = len(y)
+    inputs = {"clean x": xf}
+    if pos is not None:
+        inputs["x + N_pos[y_p]"] = xf + pos[y_p, torch.arange(n) % pos.shape[1]]
+    if neg is not None:
+        inputs["x + N_neg[y]"] = xf + neg[y, torch.arange(n) % neg.shape[1]]
+    if pos is not None and neg is not None:
+        inputs["x + both"] = xf + pos[y_p, torch.arange(n) % pos.shape[1]] + neg[y, torch.arange(n) % neg.shape[1]]
+    rows = []
+    for name, xi in inputs.items():
+        p = predict_logits(model, xi, batch_size=batch_size, device=device).softmax(1)
+        pred = p.argmax(1)
+        rows.append(dict(input=name, acc_y=100 * float((pred == y).float().mean()),
+                         pred_yp=100 * float((pred == y_p).float().mean()),
+                         p_y=100 * float(p[torch.arange(n), y].mean()), p_yp=100 * float(p[torch.arange(n), y_p].mean()),
+                         top_label=int(torch.bincount(pred, minlength=p.shape[1]).argmax()),
+                         top_share=100 * float(torch.bincount(pred, minlength=p.shape[1]).max()) / max(1, n)))
+    import pandas as pd
+    return pd.DataFrame(rows)

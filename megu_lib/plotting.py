@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.colors import ListedColormap
 import torch
 
 
@@ -47,4 +48,248 @@ def per_class_bars(df: pd.DataFrame, x: str = "class", y: str = "accuracy", hue:
             label.set_fontweight("bold")
     ax.legend(loc="lower left", frameon=True, fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- helpers
+def _mark_ticks(labels, highlight):
+    for label in labels:
+        if label.get_text() in highlight:
+            label.set_color("crimson")
+            label.set_fontweight("bold")
+
+
+def _draw_heatmap(frame: pd.DataFrame, ax, *, fmt: str, vmin, vmax, cmap, annot, cbar, cbar_label, highlight,
+                  center=None, cbar_ax=None):
+    k = max(frame.shape)
+    annot = frame.size <= 225 if annot is None else annot
+    sns.heatmap(frame.astype(float), ax=ax, annot=annot, fmt=fmt, vmin=vmin, vmax=vmax, cmap=cmap, center=center,
+                cbar=cbar, cbar_ax=cbar_ax, cbar_kws={"label": cbar_label} if cbar else None,
+                square=frame.shape[0] == frame.shape[1] and cbar_ax is None,
+                annot_kws={"fontsize": 7 if k > 8 else 8}, linewidths=0.3 if k <= 30 else 0,
+                xticklabels=k <= 40, yticklabels=k <= 40)
+    ax.tick_params(labelsize=8)
+    for label in ax.get_xticklabels():
+        label.set_rotation(40)
+        label.set_ha("right")
+    for label in ax.get_yticklabels():
+        label.set_rotation(0)
+    _mark_ticks(ax.get_xticklabels(), highlight)
+    _mark_ticks(ax.get_yticklabels(), highlight)
+
+
+# --------------------------------------------------------------------------- matrices
+def matrix_heatmap(frame: pd.DataFrame, *, title: str = "", xlabel: str = "", ylabel: str = "",
+                   cbar_label: str = "", fmt: str = ".2f", vmin=None, vmax=None, cmap: str = "viridis",
+                   annot: bool | None = None, highlight=(), center=None):
+    """A heatmap of a labelled matrix (rows x columns DataFrame), e.g. the Jaccard overlap
+    of class patterns, a transition matrix or a label flow. Cells are annotated when the
+    matrix has at most 225 of them (``annot`` forces it); rows and columns named in
+    ``highlight`` are marked in red. Returns the Figure (one heatmap axis and its colour bar)."""
+    rows, cols = frame.shape
+    fig, ax = plt.subplots(figsize=(min(12, max(5.0, 1.6 + 0.62 * cols)), min(11, max(3.8, 1.2 + 0.5 * rows))))
+    _draw_heatmap(frame, ax, fmt=fmt, vmin=vmin, vmax=vmax, cmap=cmap, annot=annot, cbar=True,
+                  cbar_label=cbar_label, highlight=highlight, center=center)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def heatmaps_side_by_side(frames: dict, *, title: str = "", xlabel: str = "", ylabel: str = "",
+                          cbar_label: str = "", fmt: str = ".2f", vmin=None, vmax=None, cmap: str = "viridis",
+                          annot: bool | None = None, highlight=()):
+    """Several matrices of the same shape on one colour scale, one panel each ({panel
+    title: DataFrame}); only the first panel carries row labels. Returns the Figure
+    (one axis per panel, then the shared colour bar's axis)."""
+    mats = list(frames.values())
+    if not mats:
+        raise ValueError("heatmaps_side_by_side needs at least one matrix")
+    rows, cols = mats[0].shape
+    if vmin is None:
+        vmin = min(float(np.nanmin(f.to_numpy(dtype=float))) for f in mats)
+    if vmax is None:
+        vmax = max(float(np.nanmax(f.to_numpy(dtype=float))) for f in mats)
+    n = len(frames)
+    w = min(6.0, 1.0 + 0.45 * cols)
+    fig, axes = plt.subplots(1, n + 1, figsize=(w * n + 1.4, min(8, 1.6 + 0.42 * rows)),
+                             gridspec_kw={"width_ratios": [1] * n + [0.05]})
+    for i, (name, frame) in enumerate(frames.items()):
+        ax = axes[i]
+        _draw_heatmap(frame, ax, fmt=fmt, vmin=vmin, vmax=vmax, cmap=cmap, annot=annot, cbar=i == n - 1,
+                      cbar_label=cbar_label, highlight=highlight, cbar_ax=axes[-1] if i == n - 1 else None)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel if i == 0 else "")
+        if i > 0:
+            ax.set_yticklabels([])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def pattern_membership(patterns, k: int, *, title: str = ""):
+    """Which classes' feature patterns contain the channels of class ``k``'s pattern P_k.
+
+    Left: a class x channel grid over the channels of P_k (shared channels first, ordered by
+    how many classes have them, then the unique ones), a filled cell where the class's
+    pattern P_j contains the channel. Right: each other class's Jaccard overlap with P_k.
+    ``patterns``: a :class:`megu_lib.entanglement.Patterns`. Returns the Figure (two axes)."""
+    names = list(patterns.classes)
+    members = patterns.members.numpy().astype(bool)
+    parts = patterns.split(k)
+    shared = [int(c) for c in parts["shared"]]
+    unique = [int(c) for c in parts["unique"]]
+    shared.sort(key=lambda c: -int(members[:, c].sum()))
+    order = shared + unique
+    grid = pd.DataFrame(members[:, order].astype(float), index=names, columns=[f"{c}" for c in order])
+    overlap = patterns.overlap().iloc[k].drop(names[k])
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(min(13, 4.5 + 0.28 * len(order)), min(12, 0.9 + 0.38 * len(names))),
+                                  gridspec_kw={"width_ratios": [max(2, len(order) * 0.28), 2.4]})
+    cmap = ListedColormap(["#f2f2f2", "#3b6ea8"])
+    sns.heatmap(grid, ax=ax, cmap=cmap, vmin=0, vmax=1, cbar=False, linewidths=0.4, linecolor="white",
+                xticklabels=len(order) <= 60, yticklabels=len(names) <= 40)
+    if shared and unique:
+        ax.axvline(len(shared), color="crimson", lw=1.5)
+    ax.set_xlabel(f"channels of P[{names[k]}]: {len(shared)} shared | {len(unique)} unique")
+    ax.set_ylabel("class whose pattern contains the channel")
+    ax.tick_params(axis="x", labelsize=6, rotation=90)
+    ax.tick_params(axis="y", labelsize=8, rotation=0)
+    _mark_ticks(ax.get_yticklabels(), (names[k],))
+    ax.set_title(title or f"The feature pattern of {names[k]!r}")
+    if len(overlap) > 40:  # many classes: only the 40 closest
+        overlap = overlap.sort_values(ascending=False)[:40]
+    ax2.barh(list(overlap.index)[::-1], list(overlap.values)[::-1], color="#3b6ea8")
+    ax2.set_xlabel(f"Jaccard overlap with {names[k]!r}")
+    ax2.set_xlim(0, min(1.0, max(0.1, 1.2 * float(overlap.max()) if len(overlap) else 0.1)))
+    ax2.tick_params(labelsize=8)
+    ax2.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- scatter and bars
+def labelled_scatter(df: pd.DataFrame, x: str, y: str, *, label: str | None = None, hue: str | None = None,
+                     xlabel: str = "", ylabel: str = "", title: str = "", annotate: int | bool = True,
+                     fit: bool = False, highlight=(), logy: bool = False, ylim=None):
+    """A scatter of ``df[y]`` against ``df[x]``; points named by ``df[label]``.
+
+    ``annotate``: True names every point, an int n names only the n points with the largest
+    ``y`` (crowded plots). ``fit``: adds a least-squares line. Points whose label is in
+    ``highlight`` are red. ``logy``: a symmetric-log y axis (linear below 1), for rates with
+    many zeros. ``ylim``: (low, high). Returns the Figure (one axis)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    colors = ["crimson" if label and v in highlight else "#3b6ea8" for v in (df[label] if label else [None] * len(df))]
+    if hue is not None:
+        sns.scatterplot(data=df, x=x, y=y, hue=hue, ax=ax, s=45, palette="deep")
+    else:
+        ax.scatter(df[x], df[y], c=colors, s=45, alpha=0.85, edgecolor="white", linewidth=0.5)
+    if fit and len(df) >= 2 and df[x].nunique() > 1:
+        slope, icept = np.polyfit(df[x].astype(float), df[y].astype(float), 1)
+        xs = np.linspace(float(df[x].min()), float(df[x].max()), 50)
+        ax.plot(xs, slope * xs + icept, color="gray", lw=1, ls="--", label="least-squares line")
+        ax.legend(loc="best", fontsize=8)
+    if label is not None and annotate:
+        named = df if annotate is True else df.nlargest(int(annotate), y)
+        for _, r in named.iterrows():
+            ax.annotate(str(r[label]), (r[x], r[y]), fontsize=7, xytext=(4, 3), textcoords="offset points",
+                        color="crimson" if r[label] in highlight else "#333333")
+    if logy:
+        ax.set_yscale("symlog", linthresh=1.0)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or y)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def grouped_bars(df: pd.DataFrame, x: str, y: str, hue: str, *, col: str | None = None, xlabel: str = "",
+                 ylabel: str = "", title: str = "", ylim=None, fmt: str | None = None, palette: str = "deep"):
+    """Grouped bars of ``df[y]`` by ``x`` and ``hue``, one panel per value of ``col`` (if
+    given, sharing the y axis). ``fmt``: write each bar's value on it. Returns the Figure."""
+    panels = list(dict.fromkeys(df[col])) if col is not None else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(14, 1.2 + 4.4 * len(panels)), 3.6), sharey=True,
+                             squeeze=False)
+    hue_order = list(dict.fromkeys(df[hue]))
+    for ax, panel in zip(axes[0], panels):
+        part = df if panel is None else df[df[col] == panel]
+        sns.barplot(data=part, x=x, y=y, hue=hue, hue_order=hue_order, ax=ax, palette=palette,
+                    order=list(dict.fromkeys(df[x])))
+        if fmt:
+            for container in ax.containers:
+                ax.bar_label(container, fmt=f"%{fmt}", fontsize=7, padding=1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if panel is not None:
+            ax.set_title(str(panel), fontsize=10)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.tick_params(axis="x", labelsize=8)
+        legend = ax.get_legend()
+        if legend is not None and ax is not axes[0][-1]:
+            legend.remove()
+    last = axes[0][-1].get_legend()
+    if last is not None:
+        last.set_title(hue)
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title_fontsize=8,
+                        frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- images
+def image_grid(images, titles=None, *, ncols: int = 8, row_labels=None, noise: bool = False, title: str = "",
+               title_colors=None, cbar_label: str = "noise (pixel units)"):
+    """Images in a grid, ``ncols`` per row, each with an optional title.
+
+    ``images``: (N, C, H, W), uint8 (0..255) or float in [0, 1]; with ``noise=True`` float
+    noises of either sign, shown on one symmetric scale: single-channel noises in a diverging
+    colour map (blue < 0 < red) with a colour bar, colour noises mapped to [0, 1] around 0.5.
+    ``row_labels``: one label per row, written left of it. ``title_colors``: one colour per
+    title. Returns the Figure (N image axes, plus a colour bar axis when ``noise``)."""
+    images = torch.as_tensor(images).detach().cpu()
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, int(np.ceil(n / ncols)))
+    lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.15 * ncols + (0.9 if row_labels is not None else 0) +
+                                                    (0.6 if noise else 0), (1.15 + 0.17 * lines) * nrows + 0.4),
+                             squeeze=False)
+    scale = float(images.abs().max()) if noise and n else 1.0
+    scale = scale if scale > 0 else 1.0
+    im = None
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for s in ax.spines.values():
+            s.set_visible(False)
+        if i >= n:
+            ax.axis("off")
+            continue
+        img = images[i].float()
+        if images.dtype == torch.uint8:
+            img = img / 255
+        a = img.permute(1, 2, 0).numpy()
+        if a.shape[2] == 1:
+            a = a[:, :, 0]
+            im = ax.imshow(a, cmap="RdBu_r" if noise else "gray", vmin=-scale if noise else 0, vmax=scale if noise else 1)
+        else:
+            ax.imshow(np.clip(a / (2 * scale) + 0.5, 0, 1) if noise else np.clip(a[:, :, :3], 0, 1))
+        if titles is not None and i < len(titles):
+            ax.set_title(str(titles[i]), fontsize=7, color=(title_colors[i] if title_colors is not None else "black"))
+    if row_labels is not None:
+        for r, lab in enumerate(row_labels[:nrows]):
+            axes[r, 0].set_ylabel(str(lab), fontsize=8, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if noise and im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=cbar_label)
     return fig

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 
 import torch
 
@@ -102,7 +103,10 @@ def make_request(data: Dataset, scenario: str = "class", forget=None, *, fractio
     """
     check(isinstance(data, Dataset), f"make_request needs a Dataset (from load_dataset), got {type(data).__name__}")
     check(scenario in SCENARIOS, f"unknown scenario {scenario!r}: use one of {', '.join(SCENARIOS)}")
+    check(isinstance(seed, numbers.Integral) and not isinstance(seed, bool), f"seed must be an int, got {seed!r}")
     n_train = len(data.train_y)
+    check(n_train >= 2, f"data set {data.name!r} has {n_train} training sample(s); a request needs some to "
+          "forget and some to retain")
     if scenario == "random":
         value = fraction if fraction is not None else forget
         value = value if value is not None else 0.01
@@ -115,6 +119,8 @@ def make_request(data: Dataset, scenario: str = "class", forget=None, *, fractio
         else:
             check(0 < value < 1, f"random scenario: the forget fraction must be in (0, 1), got {value}")
             count = max(1, int(round(value * n_train)))
+            check(count < n_train, f"random scenario: a fraction of {value} forgets all {n_train} training samples; "
+                  "use a smaller fraction")
         g = torch.Generator().manual_seed(int(seed))
         forget_idx = torch.randperm(n_train, generator=g)[:count].sort().values
         mask = torch.zeros(n_train, dtype=torch.bool)

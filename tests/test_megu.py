@@ -115,3 +115,27 @@ def test_megu_subclass_and_random(small, tiny_train, tmp_path):
     new, _, det = unlearn("megu_no_T", coarse, small, r, cache=tmp_path)
     tops = small.coarse_classes.index("tops")
     assert det["perturbing_labels"][tops] == 0
+
+
+def test_soft_targets_are_distributions_without_the_own_label():
+    from megu_lib.perturb import soft_targets
+    scores = torch.tensor([[-float("inf"), 0.6, 0.2, 0.0], [0.0, -float("inf"), 0.0, 0.0]])
+    t = soft_targets(scores)
+    assert torch.allclose(t.sum(1), torch.ones(2))
+    assert t[0, 0] == 0 and t[1, 1] == 0
+    assert torch.allclose(t[0], torch.tensor([0.0, 0.75, 0.25, 0.0]))
+    assert torch.allclose(t[1], torch.tensor([1 / 3, 0.0, 1 / 3, 1 / 3]))  # no positive score: uniform
+
+
+def test_megu_soft_targets_and_noise_prob_run_and_are_checked(trained_small, small, tmp_path):
+    r = make_request(small, "class", forget="Trouser")
+    orig = evaluate(trained_small, small, r)
+    new, _, _ = unlearn("megu", trained_small, small, r, cache=tmp_path, targets="soft", noise_prob=0.5, epochs=2.0)
+    after = evaluate(new, small, r)
+    assert after["forget_acc"] < orig["forget_acc"] - 40
+    # the same seed gives the same model (the noise coin has its own seeded generator)
+    again, _, _ = unlearn("megu", trained_small, small, r, cache=tmp_path, targets="soft", noise_prob=0.5, epochs=2.0)
+    assert all(torch.equal(a, b) for a, b in zip(new.state_dict().values(), again.state_dict().values()))
+    for bad in (dict(targets="fuzzy"), dict(noise_prob=1.5), dict(label_smoothing=-0.1)):
+        with pytest.raises(MeguError):
+            unlearn("megu", trained_small, small, r, cache=tmp_path, **bad)

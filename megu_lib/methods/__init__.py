@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import numbers
 import pkgutil
 import time
 from typing import Callable, NamedTuple
@@ -94,7 +95,12 @@ def unlearn(method: str, model: torch.nn.Module, data, request, *, device=None, 
     unknown = set(hp) - set(spec.defaults)
     check(not unknown, f"method {method!r} has no hyperparameter(s) {sorted(unknown)}; "
           f"its hyperparameters are: {', '.join(spec.defaults) or 'none'}")
+    from ..data import Dataset
+    check(isinstance(model, torch.nn.Module), f"unlearn needs a model (a torch.nn.Module, e.g. from fit_model), "
+          f"got {type(model).__name__}")
+    check(isinstance(data, Dataset), f"unlearn needs a Dataset (from load_dataset), got {type(data).__name__}")
     check(isinstance(request, Request), f"unlearn needs a Request (from make_request), got {type(request).__name__}")
+    check(isinstance(seed, numbers.Integral) and not isinstance(seed, bool), f"seed must be an int, got {seed!r}")
     check(request.data_fingerprint == data.fingerprint(), "the request was made for another data set; "
           "build it with make_request on the same data")
     n_out = getattr(model, "config", {}).get("num_classes")

@@ -13,8 +13,13 @@ Ours, where the paper is silent (each a named hyperparameter): the rule φ (``ru
 the noise steps and bank size, the fine-tuning schedule (``epochs``, ``lr``,
 ``batch_size``, SGD with momentum), the retain share (``retain_ratio`` retain samples
 per forget sample each epoch, drawn afresh every epoch) and no augmentation during the
-short fine-tuning. Defaults were chosen on a validation split carved from the training
-data (see ``benchmarks/megu_validation.py``), never on the test set.
+short fine-tuning, and two departures chosen on validation data: soft targets
+(``targets="soft"``) and noises on half of the forget samples at each step
+(``noise_prob=0.5``). Defaults were chosen on a validation split carved from the training
+data (``benchmarks/megu_validation.py``, results/megu_validation.json), never on the test
+set. With the paper's hard labels and every forget sample noised (``megu_paper``), the
+noise becomes a shortcut: the model learns "noise -> y_p" and keeps recognising the clean
+forget images (validation gap to retrain 8-26 points at lr 0.001, see that file).
 """
 from __future__ import annotations
 
@@ -27,8 +32,8 @@ import torch
 from . import register
 from ..errors import check
 from ..noise import check_noise_hp, noise_bank, stack_bank
-from ..perturb import check_rule, perturbing_labels
-from ..training import predict_logits, recalibrate_bn, train_config, train_model
+from ..perturb import check_rule, perturbing_scores, soft_targets
+from ..training import predict_logits, recalibrate_bn, resolve_device, train_config, train_model
 
 SOURCE = ("Paper: MeGU (arXiv 2602.17088) — transition matrix, perturbing labels, Fragment-Align "
           "with positive/negative noises. Noise optimisation after UNSIR (Tarun et al. 2023). "
@@ -61,9 +66,9 @@ def megu(model, data, request, *, device, progress, seed, cache,
          judge: str = "text", transition=None, n_exemplars: int = 10, rule: str = "product", mix_weight: float = 0.5,
          use_pos: bool = True, use_neg: bool = True, noise_steps: int = 30, noise_lr: float = 0.1,
          noise_lambda: float = 0.1, noise_bank_size: int = 1, noise_norm: str = "l2sq", noise_eps: float | None = 0.3,
-         epochs: float = 1.0, lr: float = 0.01, batch_size: int = 128, retain_ratio: float = 1.0,
+         epochs: float = 1.0, lr: float = 0.003, batch_size: int = 128, retain_ratio: float = 1.0,
          momentum: float = 0.9, weight_decay: float = 5e-4, freeze_bn: bool = False, label_smoothing: float = 0.0,
-         bn_recalibrate: int = 2048):
+         bn_recalibrate: int = 0, targets: str = "soft", noise_prob: float = 0.5):
     """MeGU on ``model`` (a copy), for ``request``.
 
     ``judge``: the concept judge for T (``text``, ``features``, ``vlm``, ``clip``,
@@ -76,7 +81,13 @@ def megu(model, data, request, *, device, progress, seed, cache,
     fine-tuning, re-estimate BatchNorm statistics from this many clean retain samples
     (0 = off; ours, for the same reason). ``epochs``: passes over the perturbed forget
     set, each with ``retain_ratio`` × |D_f| fresh retain samples; SGD ``lr``,
-    ``momentum``, ``weight_decay``, ``batch_size``, ``label_smoothing``.
+    ``momentum``, ``weight_decay``, ``batch_size``, ``label_smoothing`` (on every sample).
+    ``targets``: ``"hard"`` (the paper: a forget sample's target is its perturbing label
+    y_p) or ``"soft"`` (ours: the distribution of its perturbing scores over l ≠ y, see
+    :func:`megu_lib.perturb.soft_targets` — a retrained model is rarely confident on the
+    samples it never saw). ``noise_prob``: the chance that a forget sample carries the
+    noises at each step (1 = the paper; ours below 1: the other forget samples are seen
+    clean, so the new label cannot hide behind the noise).
     """
     check_rule(rule, mix_weight)
     check_noise_hp(noise_steps, noise_lr, noise_lambda, noise_bank_size, noise_norm)
@@ -86,6 +97,11 @@ def megu(model, data, request, *, device, progress, seed, cache,
     check(isinstance(retain_ratio, (int, float)) and math.isfinite(retain_ratio) and retain_ratio >= 0,
           f"megu: retain_ratio must be a number >= 0, got {retain_ratio!r}")
     check(isinstance(n_exemplars, int) and n_exemplars >= 1, f"megu: n_exemplars must be an int >= 1, got {n_exemplars!r}")
+    check(targets in ("hard", "soft"), f"megu: targets must be 'hard' or 'soft', got {targets!r}")
+    check(isinstance(noise_prob, (int, float)) and 0 <= noise_prob <= 1,
+          f"megu: noise_prob must be a number in [0, 1], got {noise_prob!r}")
+    check(isinstance(label_smoothing, (int, float)) and 0 <= label_smoothing < 1,
+          f"megu: label_smoothing must be in [0, 1), got {label_smoothing!r}")
 
     labels = request.train_labels(data)
     k = request.num_classes(data)
@@ -110,8 +126,9 @@ def megu(model, data, request, *, device, progress, seed, cache,
 
     # 2. perturbing labels
     probs = predict_logits(model, xf, device=device).softmax(1)
-    y_p = perturbing_labels(model, xf, yf, forget_concepts(data, request), T, rule=rule, weight=mix_weight,
-                            seed=seed, probs=probs)
+    scores = perturbing_scores(model, xf, yf, forget_concepts(data, request), T, rule=rule, weight=mix_weight,
+                               seed=seed, probs=probs, num_classes=k)
+    y_p = scores.argmax(1)
     details["perturbing_labels"] = torch.bincount(y_p, minlength=k).tolist()
 
     # 3. Fragment-Align noises on the frozen model (cached per model and class; the
@@ -139,6 +156,10 @@ def megu(model, data, request, *, device, progress, seed, cache,
     g = torch.Generator().manual_seed(int(seed))
     noise_id = torch.randint(0, noise_bank_size, (len(labels),), generator=g)
     extras = {"forget": is_forget, "y_orig": labels, "noise_id": noise_id}
+    if targets == "soft":
+        soft = torch.zeros((len(labels), k))
+        soft[request.forget_idx] = soft_targets(scores)
+        extras["soft"] = soft
     n_retain = min(len(request.retain_idx), int(round(retain_ratio * len(request.forget_idx))))
     forget_idx, retain_idx = request.forget_idx, request.retain_idx
 
@@ -151,13 +172,25 @@ def megu(model, data, request, *, device, progress, seed, cache,
     pos_d = pos.to(device) if pos is not None else None
     neg_d = neg.to(device) if neg is not None else None
 
+    coin = torch.Generator(device=resolve_device(device)).manual_seed(int(seed) + 11)
+
     def loss_fn(m, xb, yb, ex):
-        f = ex["forget"][:, None, None, None].to(xb.dtype)
+        forget = ex["forget"]
+        f = forget[:, None, None, None].to(xb.dtype)
+        if noise_prob < 1:
+            f = f * (torch.rand(f.shape, device=xb.device, generator=coin) < noise_prob).to(xb.dtype)
         if pos_d is not None:
             xb = xb + f * pos_d[yb, ex["noise_id"]]
         if neg_d is not None:
             xb = xb + f * neg_d[ex["y_orig"], ex["noise_id"]]
-        return torch.nn.functional.cross_entropy(m(xb), yb)
+        logits = m(xb)
+        if "soft" not in ex:
+            return torch.nn.functional.cross_entropy(logits, yb, label_smoothing=label_smoothing)
+        target = torch.nn.functional.one_hot(yb, k).to(logits.dtype)
+        target = torch.where(forget[:, None], ex["soft"].to(logits.dtype), target)
+        if label_smoothing:
+            target = target * (1 - label_smoothing) + label_smoothing / k
+        return torch.sum(-target * logits.log_softmax(1), 1).mean()
 
     cfg = train_config("fast", epochs=epochs, lr=lr, batch_size=batch_size, schedule="constant",
                        momentum=momentum, weight_decay=weight_decay, augment=False, nesterov=False,
@@ -185,6 +218,8 @@ def _variant(name: str, summary: str, **fixed):
     register(name, summary=summary, source=SOURCE + " Ablation as in the paper's component study.")(fn)
 
 
+_variant("megu_paper", "MeGU as the paper states it: hard perturbing labels, every forget sample noised",
+         targets="hard", noise_prob=1.0)
 _variant("megu_no_T", "perturbing labels from the model's prediction only, no transition matrix", rule="prediction")
 _variant("megu_no_pos", "without the positive noise", use_pos=False)
 _variant("megu_no_neg", "without the negative noise", use_neg=False)
