@@ -44,8 +44,12 @@ data:
 
 test: test-unit test-book
 
+# JOBS pytest-xdist workers (one per core, at most 4, by default; JOBS=0 runs in this process)
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
+XDIST = $(if $(filter 0 1,$(JOBS)),,-n $(JOBS))
+
 test-unit: env data
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MEGU_PROGRESS=0 $(BIN)/python -m pytest -q -p no:cacheprovider tests
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MEGU_PROGRESS=0 $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) tests
 
 # The notebooks on the smoke profile: executed by papermill (strict: no warning, no empty
 # output, a figure each), built with -W -n into $(SMOKE)/book/_build (never the real book),

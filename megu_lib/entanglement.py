@@ -27,7 +27,7 @@ from .errors import check
 from .training import predict_logits
 
 
-def penultimate_features(model, x: torch.Tensor, *, device=None, batch_size: int = 512) -> torch.Tensor:
+def penultimate_features(model, x: torch.Tensor, *, device=None, batch_size: int | None = None) -> torch.Tensor:
     """Penultimate activations (N, D) of any megu_lib model."""
     return predict_logits(model, x, batch_size=batch_size, device=device, features=True)
 

@@ -71,7 +71,7 @@ def mia_loss_threshold(member_logits, member_y, nonmember_logits, nonmember_y, t
     return 100.0 * float((lt <= t).mean())
 
 
-def evaluate(model, data: Dataset, request: Request, *, max_retain: int | None = None, batch_size: int = 512,
+def evaluate(model, data: Dataset, request: Request, *, max_retain: int | None = None, batch_size: int | None = None,
              device=None, seed: int = 0) -> dict:
     """Evaluate ``model`` on a request. Returns percentages:
 
@@ -115,7 +115,7 @@ def gap_to_reference(metrics: dict, reference: dict, keys=GAP_KEYS) -> dict:
 
 
 def per_class_accuracy(model, data: Dataset, level: str | None = None, split: str = "test",
-                       batch_size: int = 512, device=None, logits: torch.Tensor | None = None) -> dict:
+                       batch_size: int | None = None, device=None, logits: torch.Tensor | None = None) -> dict:
     """Accuracy (percent) per class of ``split`` at ``level``: {class name: accuracy}."""
     x = data.test_x if split == "test" else data.train_x
     y = data.targets(split, level)

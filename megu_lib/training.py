@@ -285,10 +285,15 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Trai
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024, device=None,
+def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int | None = None, device=None,
                    features: bool = False) -> torch.Tensor:
-    """Logits (or penultimate ``features``) of ``model`` on images ``x``, float32 on the CPU."""
+    """Logits (or penultimate ``features``) of ``model`` on images ``x``, float32 on the CPU.
+
+    ``batch_size`` None: 1024 on CUDA, 128 on the CPU (measured: large batches fall out of
+    the CPU's caches, 6,000 Fashion-MNIST images take 3.3 s at 1024 and 1.4 s at 128)."""
     device = resolve_device(device) if device is not None else next(model.parameters()).device
+    if batch_size is None:
+        batch_size = 1024 if device.type == "cuda" else 128
     model.to(device).eval()
     cuda = device.type == "cuda"
     outs = []

@@ -8,7 +8,9 @@ os.environ.setdefault("MEGU_PROGRESS", "0")
 import pytest
 import torch
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# make test runs the unit tests on two xdist workers (one per core): one thread each
+# (two threads per worker would oversubscribe the cores); a plain pytest run keeps two.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 
 
 @pytest.fixture(autouse=True)
