@@ -85,14 +85,16 @@ def test_forgets_the_class_and_keeps_the_rest(method, trained_small, small, tmp_
     r = make_request(small, "class", forget="Trouser")
     before = _state(trained_small)
     orig = evaluate(trained_small, small, r)
+    # two passes on this 3k-sample problem: with one, UNSIR's forgetting of Trouser depends
+    # on the thread count (61.7 % left with one torch thread, 32.3 % with two)
     new, seconds, details = unlearn(method, trained_small, small, r, cache=tmp_path, **(
-        {"epochs": 2.0} if method.startswith("megu") else {}))
+        {"epochs": 2.0} if method.startswith("megu") else {"impair_epochs": 2.0}))
     assert all(torch.equal(before[k], v) for k, v in trained_small.state_dict().items())
     after = evaluate(new, small, r)
     assert after["forget_acc"] < orig["forget_acc"] - 40 and after["test_forget_acc"] < orig["test_forget_acc"] - 40
-    # loose on purpose: MeGU's current defaults cost retained classes up to ~18 points on
-    # this 3k-sample problem (open in issue 4); the bound still catches a collapsed model
-    assert after["test_retain_acc"] > orig["test_retain_acc"] - 25
+    # loose on purpose (a 3k-sample model of 71 % retained accuracy; the random-label ablation
+    # costs it about 11 points); still catches a collapse
+    assert after["test_retain_acc"] > orig["test_retain_acc"] - 15
     assert seconds > 0
 
 
