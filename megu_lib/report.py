@@ -313,6 +313,49 @@ def gap_summary(df: pd.DataFrame, methods=None, focus: str = "megu") -> dict:
     return out
 
 
+def profile_label(name: str, df: pd.DataFrame) -> str:
+    """``name (arch, device)`` from a profile's records, for tables that put profiles side by side."""
+    arch = ", ".join(sorted(map(str, df["arch"].unique()))) if "arch" in df else "?"
+    device = ", ".join(sorted({str(d).split(":")[0] for d in df["device"].unique()})) if "device" in df else "?"
+    return f"{name} ({arch}, {device})"
+
+
+def profile_comparison(frames: dict, methods=None) -> pd.DataFrame:
+    """The mean gap to retrain (points) and mean time (seconds) of each method under each
+    profile: ``frames`` maps a label to that profile's records (with gaps, as from
+    :func:`experiment_records` or :func:`other_records`). Rows are methods, sorted by the first
+    profile's gap; columns ``(label, "mean gap (pts)" | "rank" | "mean time (s)")``; a method a
+    profile did not run is NaN there."""
+    check(isinstance(frames, dict) and frames, "profile_comparison needs a mapping label -> records")
+    parts = {}
+    for label, df in frames.items():
+        r = gap_ranking(df, None, methods if methods is not None else main_methods(df))
+        parts[(label, RANKING_LABELS["gap"])] = r["gap"]
+        parts[(label, RANKING_LABELS["rank"])] = r["rank"].astype("Int64")
+        parts[(label, RANKING_LABELS["seconds"])] = r["seconds"]
+    out = pd.DataFrame(parts)
+    first = next(iter(frames))
+    out = out.sort_values((first, RANKING_LABELS["gap"]), na_position="last")
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out
+
+
+def plot_profile_comparison(table: pd.DataFrame):
+    """Grouped bars: each method's mean gap to retrain under each profile of
+    :func:`profile_comparison` (shorter is closer to retrain)."""
+    gap = RANKING_LABELS["gap"]
+    long = pd.DataFrame([dict(method=m, profile=label, gap=table.loc[m, (label, gap)])
+                         for label in dict.fromkeys(table.columns.get_level_values(0)) for m in table.index
+                         if np.isfinite(table.loc[m, (label, gap)])])
+    from .plotting import grouped_bars
+    fig = grouped_bars(long, "method", "gap", "profile", ylabel="mean gap to retrain (pts)")
+    fig.set_size_inches(max(6.0, 1.5 + 0.55 * long.method.nunique()), 3.8)
+    for ax in fig.axes:
+        plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- figures
 def _method_palette(methods) -> dict:
     colors = (sns.color_palette("tab10") + sns.color_palette("Dark2"))[:max(len(methods), 3)]

@@ -34,6 +34,7 @@ dataset = None  # None: the profile's data set; else a name or an image folder
 device = None  # None: the profile's device
 run = True  # run the experiments without a record (False: only load)
 q = 0.1  # share of channels in a class's feature pattern
+also = ["full", "full_vit"]  # profiles whose committed records are shown beside this one (never run here)
 
 # %%
 from IPython.display import Markdown, display
@@ -44,6 +45,7 @@ from megu_lib.experiments import load_config, load_data
 
 report.check_parameter("run", run, bool, "True or False")
 report.check_parameter("q", q, (int, float), "a fraction in (0, 1]")
+report.check_parameter("also", also, list, "a list of profile names")
 cfg = load_config(profile, dataset=dataset, device=device)
 data = load_data(cfg)
 cfg, notes = report.fit_config_to_data(cfg, data)
@@ -140,3 +142,27 @@ glue("collateral_forget", Markdown(name), display=False)
 
 # %%
 fig = report.plot_time_vs_gap(df, methods)
+
+# %% [markdown]
+# ## Other models and devices
+#
+# The paper's architectures (ResNet18, ViT) need a GPU (profiles `full` and `full_vit`). Their
+# records, when they have been run and committed under `results/<profile>/records`, are only
+# loaded here — rebuilding the book needs no GPU — and put beside this profile: each method's
+# mean gap to retrain and its rank under every profile.
+
+# %%
+frames = {report.profile_label(cfg.name, df): df}
+for name in also:
+    if name == cfg.name:
+        continue
+    extra = report.other_records([name])
+    if extra is not None:
+        frames[report.profile_label(name, extra)] = extra
+if len(frames) > 1:
+    comparison = report.profile_comparison(frames, methods)
+    display(comparison.round(2))
+    fig = report.plot_profile_comparison(comparison)
+else:
+    print(f"No records of {', '.join(also) or 'other profiles'} yet: they are made on a GPU with "
+          "`python -m megu_lib run <profile>` (see Reproduce) and committed; this page then shows them.")

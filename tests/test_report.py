@@ -261,3 +261,26 @@ def test_records_of_a_tiny_run(tmp_path, monkeypatch):
     monkeypatch.setattr(megu_lib.tuning, "sweep", lambda *a, **k: pytest.fail("not loaded from its record"))
     again = report.sensitivity(cfg, data, request, model, ref, axes, method="megu_no_noise", out_dir=out)
     assert list(again.gap) == list(table.gap)
+
+
+def test_profile_comparison_side_by_side():
+    cpu = _records(VALUES)
+    cpu["device"] = "cpu"
+    gpu = _records({k: v for k, v in VALUES.items() if k != "ssd"} | {"finetune": dict(retain_acc=-0.1, seconds=50)},
+                   arch="resnet18")
+    gpu["device"] = "cuda:0"
+    frames = {report.profile_label("default", cpu): cpu, report.profile_label("full", gpu): gpu}
+    assert list(frames) == ["default (small_cnn, cpu)", "full (resnet18, cuda)"]
+    table = report.profile_comparison(frames)
+    gap, rank = report.RANKING_LABELS["gap"], report.RANKING_LABELS["rank"]
+    # rows sorted by the first profile's gap; references left out; a method one profile lacks is NaN there
+    assert list(table.index) == list(report.gap_ranking(cpu).index)
+    assert "retrain" not in table.index and "original" not in table.index
+    assert np.isnan(table.loc["ssd", ("full (resnet18, cuda)", gap)])
+    assert table.loc["megu", ("default (small_cnn, cpu)", rank)] == 1
+    assert table.loc["finetune", ("full (resnet18, cuda)", rank)] == 1  # better on the other profile
+    assert table.loc["finetune", ("full (resnet18, cuda)", gap)] < table.loc["finetune", ("default (small_cnn, cpu)", gap)]
+    fig = report.plot_profile_comparison(table)
+    assert len(fig.axes[0].patches) >= 2 * len(table) - 1
+    with pytest.raises(MeguError, match="mapping"):
+        report.profile_comparison({})
