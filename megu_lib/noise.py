@@ -18,6 +18,7 @@ number of steps and the bank size (noises per class) are ours, named parameters.
 """
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -31,8 +32,10 @@ from .training import resolve_device
 NORMS = ("l2sq", "l2")
 
 
-def check_noise_hp(steps, lr, lam, bank, norm="l2sq"):
+def check_noise_hp(steps, lr, lam, bank, norm="l2sq", eps=None):
     """One-line errors for bad noise hyperparameters, before any work."""
+    check(eps is None or (isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps > 0),
+          f"noise eps must be a positive number or None (unbounded), got {eps!r}")
     check(isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1, f"noise steps must be an int >= 1, got {steps!r}")
     check(isinstance(lr, (int, float)) and lr > 0 and lr == lr, f"noise lr must be a positive number, got {lr!r}")
     check(isinstance(lam, (int, float)) and lam >= 0 and lam == lam, f"noise lambda must be a number >= 0, got {lam!r}")
@@ -52,8 +55,7 @@ def train_noises(model, labels, *, sign: int, shape, bank: int = 1, steps: int =
     as UNSIR). Returns a float tensor (len(labels), bank, C, H, W) on the CPU.
     """
     check(sign in (1, -1), f"noise sign must be +1 or -1, got {sign!r}")
-    check_noise_hp(steps, lr, lam, bank, norm)
-    check(eps is None or (isinstance(eps, (int, float)) and eps > 0), f"noise eps must be a positive number or None, got {eps!r}")
+    check_noise_hp(steps, lr, lam, bank, norm, eps)
     labels = [int(l) for l in labels]
     device = resolve_device(device) if device is not None else next(model.parameters()).device
     was_training = model.training

@@ -169,6 +169,8 @@ BAD_CALLS = [
      "lr must be a positive number"),
     ("unlearn-megu-epochs-nan", lambda t: ml.unlearn("megu", t.model, t.data, t.request, judge="uniform", epochs=NAN),
      "epochs must be a positive number"),
+    ("unlearn-megu-noise-eps-nan", lambda t: ml.unlearn("megu", t.model, t.data, t.request, judge="uniform",
+                                                       noise_eps=NAN), "noise eps must be a positive number or None"),
     ("unlearn-retrain-bad-schedule", lambda t: ml.unlearn("retrain", t.model, t.data, t.request, train="turbo"),
      "unknown training preset"),
     # evaluation

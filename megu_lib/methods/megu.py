@@ -90,7 +90,7 @@ def megu(model, data, request, *, device, progress, seed, cache,
     clean, so the new label cannot hide behind the noise).
     """
     check_rule(rule, mix_weight)
-    check_noise_hp(noise_steps, noise_lr, noise_lambda, noise_bank_size, noise_norm)
+    check_noise_hp(noise_steps, noise_lr, noise_lambda, noise_bank_size, noise_norm, noise_eps)
     for name in ("epochs", "lr"):
         _check_positive(name, locals()[name])
     _check_positive("batch_size", batch_size, integer=True)
