@@ -82,6 +82,7 @@ def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     seconds = {}
+    cold = caches_empty(cfg.name)
     for src in map(Path, notebooks):
         nb = jupytext.read(src)
         nb.metadata["kernelspec"] = {"name": kernel, "display_name": "Python 3", "language": "python"}
@@ -109,7 +110,7 @@ def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str
             check(not problems, f"notebook {src.name}: {'; '.join(problems)}")
     from .training import resolve_device
     write_run_times(staging, seconds, profile=cfg.name, dataset=dataset or cfg.dataset,
-                    device=str(resolve_device(cfg.device)), times_log=times_log)
+                    device=str(resolve_device(cfg.device)), times_log=times_log, cold=cold)
     if out_dir.exists():
         old = out_dir.with_name(out_dir.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -191,15 +192,29 @@ def _machine() -> dict:
                 torch=torch.__version__)
 
 
+def caches_empty(profile: str) -> bool:
+    """Whether this run starts from nothing: no cached model, noise or matrix in the cache
+    folder and no record of ``profile`` in the results folder (a *cold* run, whose time is
+    the one worth publishing; a warm run only loads)."""
+    from .cache import cache_disabled_by_env, default_cache_dir
+    from .experiments import results_dir
+    cache = default_cache_dir()
+    cached = (not cache_disabled_by_env()) and cache.is_dir() and any(p.is_file() for p in cache.rglob("*"))
+    records = results_dir() / profile / "records"
+    return not cached and not (records.is_dir() and any(records.glob("*.json")))
+
+
 def write_run_times(folder, seconds: dict, *, profile: str, dataset: str, device: str = "auto",
-                    times_log=None) -> dict:
+                    times_log=None, cold: bool = True) -> dict:
     """Write ``run_times.json`` (this run) and ``run_times.md`` (a table for the book) into
     ``folder``. With ``times_log`` (a JSON file), this run replaces the profile's entry there
-    and the table shows every profile of the log. Returns this run's entry."""
+    and the table shows every profile of the log — except that a warm run (``cold=False``:
+    the caches held results already) never replaces a cold run of the same profile and data
+    set, whose times are the ones a reader needs. Returns this run's entry."""
     folder = Path(folder)
     entry = dict(profile=profile, dataset=str(dataset), device=str(device),
                  date=datetime.datetime.now().isoformat(timespec="seconds"), seconds=dict(seconds),
-                 total=round(sum(seconds.values()), 1), machine=_machine())
+                 total=round(sum(seconds.values()), 1), cold=bool(cold), machine=_machine())
     (folder / "run_times.json").write_text(json.dumps(entry, indent=1))
     runs = {profile: entry}
     if times_log is not None:
@@ -209,7 +224,11 @@ def write_run_times(folder, seconds: dict, *, profile: str, dataset: str, device
         except ValueError:
             logged = {}
         logged = logged if isinstance(logged, dict) else {}
-        logged[profile] = entry
+        previous = logged.get(profile)
+        keep = (not cold and isinstance(previous, dict) and previous.get("cold", True)
+                and previous.get("dataset") == entry["dataset"] and previous.get("device") == entry["device"])
+        if not keep:
+            logged[profile] = entry
         tmp = log_path.with_name(log_path.name + ".tmp")
         tmp.write_text(json.dumps(logged, indent=1, sort_keys=True))
         tmp.replace(log_path)
@@ -231,6 +250,7 @@ def run_times_markdown(runs: dict) -> str:
         lines.append(f"| {stem} | " + " | ".join(cell(runs[p]["seconds"].get(stem)) for p in profiles) + " |")
     lines.append("| **total** | " + " | ".join(f"**{cell(runs[p]['total'])}**" for p in profiles) + " |")
     for label, get in (("data set", lambda r: f"`{r['dataset']}`"), ("device", lambda r: r["device"]),
+                       ("caches at start", lambda r: "empty" if r.get("cold", True) else "warm (only loads)"),
                        ("machine", lambda r: f"{r['machine']['cpus']} CPU cores"
                         + (f", {r['machine']['gpu']}" if r["machine"].get("gpu") else ", no GPU")),
                        ("date", lambda r: r["date"].replace("T", " "))):

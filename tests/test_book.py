@@ -112,6 +112,30 @@ def test_run_times_table(tmp_path):
     assert set(log) == {"smoke", "default"}
     md = (tmp_path / "run_times.md").read_text()
     assert "| notebook | `smoke` | `default` |" in md and "**150 s**" in md and "| 01_b | 4.6 s | 50 s |" in md
+    assert "| caches at start | empty | empty |" in md
+    # a warm re-run (caches already full) never replaces the cold run's times in the log...
+    book.write_run_times(tmp_path, {"00_a": 1.0, "01_b": 2.0}, profile="default", dataset="fashion_mnist",
+                         device="cpu", times_log=tmp_path / "log.json", cold=False)
+    assert json.loads((tmp_path / "log.json").read_text())["default"]["total"] == 150.0
+    assert "**150 s**" in (tmp_path / "run_times.md").read_text()
+    assert json.loads((tmp_path / "run_times.json").read_text())["cold"] is False  # this run's own file says so
+    # ... but does when nothing cold is logged for that data set
+    book.write_run_times(tmp_path, {"00_a": 1.0}, profile="default", dataset="cifar10", device="cpu",
+                         times_log=tmp_path / "log.json", cold=False)
+    assert "warm (only loads)" in (tmp_path / "run_times.md").read_text()
+
+
+def test_caches_empty(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEGU_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MEGU_RESULTS_DIR", str(tmp_path / "results"))
+    assert book.caches_empty("default")
+    (tmp_path / "results" / "default" / "records").mkdir(parents=True)
+    assert book.caches_empty("default")
+    (tmp_path / "results" / "default" / "records" / "x.json").write_text("{}")
+    assert not book.caches_empty("default") and book.caches_empty("smoke")
+    (tmp_path / "cache" / "models").mkdir(parents=True)
+    (tmp_path / "cache" / "models" / "m.pt").write_bytes(b"x")
+    assert not book.caches_empty("smoke")
 
 
 def _nb(cells):
