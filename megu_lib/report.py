@@ -168,6 +168,29 @@ def original_model(cfg: ExperimentConfig, data, seed: int, level: str | None = N
                      level=level or data.label_level, device=cfg.device, **options)
 
 
+def chapter_setup(profile: str = "default", *, dataset=None, device=None, seed=None, forget_class=None):
+    """The common start of the analysis chapters (01–04): the profile's config, its data, the
+    seed (the profile's first when None), a class request for ``forget_class`` (None: the
+    profile's ``notebook.forget_class`` where the data set has it, else the data's first
+    class) and the profile's original model for that seed. Returns a namespace with
+    ``cfg, seed, data, request, forget_name, forget_index, original``."""
+    from types import SimpleNamespace
+
+    from .experiments import load_config, load_data
+    from .requests import make_request
+    from .training import seed_everything
+    cfg = load_config(profile, dataset=dataset, device=device)
+    seed = cfg.seeds[0] if seed is None else seed
+    seed_everything(seed)
+    data = load_data(cfg)
+    if forget_class is None:
+        forget_class = cfg.notebook.get("forget_class")
+        forget_class = forget_class if forget_class in data.class_names() else data.class_names()[0]
+    request = make_request(data, "class", forget=forget_class)
+    return SimpleNamespace(cfg=cfg, seed=seed, data=data, request=request, forget_name=request.forget[0],
+                           forget_index=int(request.forget_classes[0]), original=original_model(cfg, data, seed))
+
+
 def describe(cfg: ExperimentConfig, data, df: pd.DataFrame, notes=()) -> str:
     """Two lines on what the records are, plus the notes of :func:`fit_config_to_data`."""
     lines = [f"profile {cfg.name!r}: {data.name}, {cfg.model['arch']}, seeds {cfg.seeds}",

@@ -45,22 +45,13 @@ from myst_nb import glue
 import megu_lib as ml
 from megu_lib.entanglement import (class_patterns, confusion_rates, forgetting_difficulty, model_patterns,
                                    overlap_confusion)
-from megu_lib.experiments import load_config, load_data
+from megu_lib import report
 from megu_lib.metrics import spearman
 from megu_lib.plotting import labelled_scatter, matrix_heatmap, pattern_membership
 
-cfg = load_config(profile, dataset=dataset, device=device)
-seed = cfg.seeds[0] if seed is None else seed
-ml.seed_everything(seed)
-data = load_data(cfg)
-if forget_class is None:  # the profile's class where this data set has it, else the data's first class
-    forget_class = cfg.notebook.get("forget_class")
-    forget_class = forget_class if forget_class in data.class_names() else data.class_names()[0]
-request = ml.make_request(data, "class", forget=forget_class)
-forget_name, k = request.forget[0], int(request.forget_classes[0])
-model_options = {k_: v for k_, v in cfg.model.items() if k_ != "arch"}
-original = ml.fit_model(data, arch=cfg.model["arch"], train=ml.train_config(dict(cfg.train)), seed=seed,
-                        device=cfg.device, **model_options)
+setup = report.chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
+cfg, seed, data, request, original = setup.cfg, setup.seed, setup.data, setup.request, setup.original
+forget_name, k = setup.forget_name, setup.forget_index
 print(f"profile {cfg.name!r}: {data.name}, {cfg.model['arch']}, forget class {forget_name!r}")
 
 # %% [markdown]

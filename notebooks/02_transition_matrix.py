@@ -47,21 +47,12 @@ from myst_nb import glue
 
 import megu_lib as ml
 from megu_lib.concepts import get_judge, judge_agreement, nearest_table
-from megu_lib.experiments import load_config, load_data
+from megu_lib import report
 from megu_lib.plotting import heatmaps_side_by_side, matrix_heatmap
 
-cfg = load_config(profile, dataset=dataset, device=device)
-seed = cfg.seeds[0] if seed is None else seed
-ml.seed_everything(seed)
-data = load_data(cfg)
-if forget_class is None:  # the profile's class where this data set has it, else the data's first class
-    forget_class = cfg.notebook.get("forget_class")
-    forget_class = forget_class if forget_class in data.class_names() else data.class_names()[0]
-request = ml.make_request(data, "class", forget=forget_class)
-forget_name = request.forget[0]
-model_options = {k: v for k, v in cfg.model.items() if k != "arch"}
-original = ml.fit_model(data, arch=cfg.model["arch"], train=ml.train_config(dict(cfg.train)), seed=seed,
-                        device=cfg.device, **model_options)
+setup = report.chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
+cfg, seed, data, request, original = setup.cfg, setup.seed, setup.data, setup.request, setup.original
+forget_name = setup.forget_name
 weights = {"vlm": vlm_model, "clip": clip_model}
 run = list(dict.fromkeys(list(judges) + [j for j in ("vlm", "clip") if weights[j] is not None]))
 print(f"profile {cfg.name!r}: {data.name}; judges: {', '.join(run)}; MeGU uses the {cfg.judge!r} judge")

@@ -97,7 +97,7 @@ sub = df[df.scenario == "subclass"].groupby("method")["forget_acc"].mean()
 has_sub = {"retrain", "megu"} <= set(sub.index)
 glue("sub_retrain_forget", f"{sub['retrain']:.1f} %" if has_sub else "n/a", display=False)
 glue("sub_megu_forget", f"{sub['megu']:.1f} %" if has_sub else "n/a", display=False)
-print(f"subclass scenario, forget-set accuracy (coarse labels): retrain {sub.get('retrain', float('nan')):.1f} %, "
+print(f"subclass scenario, forget-set accuracy: retrain {sub.get('retrain', float('nan')):.1f} %, "
       f"MeGU {sub.get('megu', float('nan')):.1f} %")
 
 # %% [markdown]

@@ -7,6 +7,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 matplotlib.use("Agg")
@@ -284,3 +285,20 @@ def test_profile_comparison_side_by_side():
     assert len(fig.axes[0].patches) >= 2 * len(table) - 1
     with pytest.raises(MeguError, match="mapping"):
         report.profile_comparison({})
+
+
+def test_chapter_setup_picks_the_forget_class(tmp_path):
+    cfg_dict = dict(name="tiny", dataset="fashion_mnist", subset={"train": 300, "test": 100},
+                    model={"arch": "small_cnn", "width": 4}, train={"preset": "fast", "epochs": 1, "batch_size": 64},
+                    device="cpu", seeds=[3, 4], judge="uniform", scenarios={"class": {"forget": ["Trouser"]}},
+                    methods=["retrain"], notebook={"forget_class": "Sneaker"})
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg_dict))
+    s = report.chapter_setup(str(path))
+    assert s.seed == 3 and s.forget_name == "Sneaker" and s.data.class_names()[s.forget_index] == "Sneaker"
+    assert s.request.scenario == "class" and len(s.request.forget_idx) > 0
+    assert isinstance(s.original, torch.nn.Module)
+    s2 = report.chapter_setup(str(path), seed=4, forget_class="Bag")
+    assert s2.seed == 4 and s2.forget_name == "Bag"
+    with pytest.raises(MeguError):
+        report.chapter_setup(str(path), forget_class="Dragon")
