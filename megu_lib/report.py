@@ -168,6 +168,20 @@ def original_model(cfg: ExperimentConfig, data, seed: int, level: str | None = N
                      level=level or data.label_level, device=cfg.device, **options)
 
 
+def profile_records(profile: str = "default", *, dataset=None, device=None, run: bool = True, log=print):
+    """The common start of the result chapters (05–07): the profile's config fitted to its data
+    (:func:`fit_config_to_data`), the data, and its records (:func:`experiment_records`, running
+    what is missing when ``run``); logs what the records are (:func:`describe`). Returns
+    ``(cfg, data, records)``."""
+    from .experiments import load_config, load_data
+    cfg = load_config(profile, dataset=dataset, device=device)
+    data = load_data(cfg)
+    cfg, notes = fit_config_to_data(cfg, data)
+    df = experiment_records(cfg, data, run=run, log=log)
+    log(describe(cfg, data, df, notes))
+    return cfg, data, df
+
+
 def chapter_setup(profile: str = "default", *, dataset=None, device=None, seed=None, forget_class=None):
     """The common start of the analysis chapters (01–04): the profile's config, its data, the
     seed (the profile's first when None), a class request for ``forget_class`` (None: the

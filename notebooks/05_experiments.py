@@ -41,17 +41,12 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from megu_lib import report
-from megu_lib.experiments import load_config, load_data
 
 report.check_parameter("run", run, bool, "True or False")
 report.check_parameter("q", q, (int, float), "a fraction in (0, 1]")
 report.check_parameter("also", also, list, "a list of profile names")
-cfg = load_config(profile, dataset=dataset, device=device)
-data = load_data(cfg)
-cfg, notes = report.fit_config_to_data(cfg, data)
-df = report.experiment_records(cfg, data, run=run)
+cfg, data, df = report.profile_records(profile, dataset=dataset, device=device, run=run)
 methods = report.main_methods(df)
-print(report.describe(cfg, data, df, notes))
 
 # %% [markdown]
 # ## The tables

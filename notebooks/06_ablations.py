@@ -25,7 +25,7 @@
 # | `megu_no_neg` | no negative noise $N_{neg}$ |
 # | `megu_no_noise` | neither noise: relabelled forget samples only |
 # | `megu_random_label` | a random wrong label instead of the guided one (close to amnesiac unlearning {cite}`graves2021amnesiac`) |
-| `megu_paper` | not an ablation: MeGU with the paper's literal settings (hard perturbing labels, every forget sample noised) where ours differ |
+# | `megu_paper` | not an ablation: MeGU with the paper's literal settings (hard perturbing labels, every forget sample noised) where ours differ |
 #
 # The second half of the page varies MeGU's hyperparameters one at a time around the
 # profile's values, on one request, to show how much the result depends on them. The
@@ -43,17 +43,13 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from megu_lib import report
-from megu_lib.experiments import build_requests, load_config, load_data
+from megu_lib.experiments import build_requests
 
 report.check_parameter("run", run, bool, "True or False")
 report.check_parameter("sweep", sweep, bool, "True or False")
-cfg = load_config(profile, dataset=dataset, device=device)
-data = load_data(cfg)
-cfg, notes = report.fit_config_to_data(cfg, data)
-df = report.experiment_records(cfg, data, run=run)
+cfg, data, df = report.profile_records(profile, dataset=dataset, device=device, run=run)
 order = ("retrain", "megu", "megu_paper", *report.ABLATIONS)
 variants = [m for m in order if m in set(df.method)]
-print(report.describe(cfg, data, df, notes))
 print(f"variants: {', '.join(variants[1:])}")
 
 # %% [markdown]

@@ -24,10 +24,9 @@
 #    with ResNet18 and ViT.
 #
 # This page checks each claim on our records — for MeGU as we run it (`megu`, with the
-choices of ours that chapter *Fragment-Align* describes) and, where the profile runs it,
-for MeGU with the paper's literal settings (`megu_paper`) — with the same definitions
-everywhere: the
-# metrics of chapter *Experiments*, "better" meaning a smaller mean gap to retrain, and each
+# choices of ours that chapter *Fragment-Align* describes) and, where the profile runs it,
+# for MeGU with the paper's literal settings (`megu_paper`) — with the same definitions
+# everywhere: the metrics of chapter *Experiments*, "better" meaning a smaller mean gap to retrain, and each
 # verdict computed by `megu_lib.report.check_claims` from the records — none is typed by hand.
 # A verdict is *holds*, *does not hold*, or *not testable here* with the reason. Our data are
 # not the paper's (no CIFAR copy is reachable from these machines, and ResNet18 / ViT need a
@@ -46,15 +45,10 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from megu_lib import report
-from megu_lib.experiments import load_config, load_data
 
 report.check_parameter("run", run, bool, "True or False")
 report.check_parameter("also", also, list, "a list of profile names")
-cfg = load_config(profile, dataset=dataset, device=device)
-data = load_data(cfg)
-cfg, notes = report.fit_config_to_data(cfg, data)
-records = report.experiment_records(cfg, data, run=run)
-print(report.describe(cfg, data, records, notes))
+cfg, data, records = report.profile_records(profile, dataset=dataset, device=device, run=run)
 extra = report.other_records(also, exclude=(cfg.name,))
 df = records if extra is None else pd.concat([records, extra], ignore_index=True)
 print(f"records on: {', '.join(report.record_groups(df))}")

@@ -257,3 +257,17 @@ def test_another_data_set_gets_a_forget_class_it_has(tmp_path):
     executed = nbformat.read(out / "00_forget.ipynb", as_version=4)
     assert "forgetting cat" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert any("'Shirt' is not a class" in n for n in notes)
+
+
+def test_markdown_cells_are_comments_throughout():
+    """In the jupytext percent format every line of a markdown cell starts with '#'; a line
+    that does not is parsed as code by linters and silently kept by jupytext."""
+    bad = []
+    for path in sorted((ROOT / "notebooks").glob("*.py")):
+        markdown = False
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.startswith("# %%"):
+                markdown = "[markdown]" in line
+            elif markdown and line.strip() and not line.startswith("#"):
+                bad.append(f"{path.name}:{number}")
+    assert not bad, f"uncommented lines in markdown cells: {bad}"
