@@ -359,6 +359,13 @@ def _is_record(path: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- tables
+def record_row(rec: dict) -> dict:
+    """One record as a flat table row: its fields and metrics, ``per_class`` kept as a dict
+    (the bulky ``details`` and ``environment`` left out)."""
+    return {**{k: v for k, v in rec.items() if k not in ("metrics", "per_class", "details", "environment")},
+            **rec["metrics"], "per_class": rec.get("per_class", {})}
+
+
 def load_records(path: str | os.PathLike) -> pd.DataFrame:
     """All records under ``path`` (a records folder or a results folder) as one flat DataFrame."""
     path = Path(path)
@@ -369,8 +376,7 @@ def load_records(path: str | os.PathLike) -> pd.DataFrame:
         rec = _read_record(f)
         if rec is None:
             continue  # a damaged record is skipped (and re-made by the next run)
-        rows.append({**{k: v for k, v in rec.items() if k not in ("metrics", "per_class", "details", "environment")},
-                     **rec["metrics"], "per_class": rec.get("per_class", {})})
+        rows.append(record_row(rec))
     check(rows, f"no records under {path}; run the experiments first (python -m megu_lib run <profile>)")
     df = pd.DataFrame(rows)
     return add_gaps(df)
@@ -417,17 +423,6 @@ def best_per_column(table: pd.DataFrame) -> dict:
         elif "retrain" in table.index:
             best[col] = (vals - table.loc["retrain", (col, "mean")]).abs().idxmin()
     return best
-
-
-def format_table(table: pd.DataFrame, digits: int = 2):
-    """``mean ± std`` strings with the best entry per column in bold (a pandas Styler)."""
-    best = best_per_column(table)
-    out = pd.DataFrame(index=table.index)
-    for col in table.columns.get_level_values(0).unique():
-        out[col] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(table[(col, "mean")], table[(col, "std")])]
-    def bold(col):
-        return ["font-weight: bold; background-color: #e6f2e6" if idx == best.get(col.name) else "" for idx in col.index]
-    return out.style.apply(bold, axis=0)
 
 
 def collateral_table(df: pd.DataFrame, request: str) -> pd.DataFrame:

@@ -124,7 +124,7 @@ def stack_bank(noises: dict, num_classes: int, shape) -> torch.Tensor:
 
 @torch.no_grad()
 def noise_effect(model, x: torch.Tensor, y: torch.Tensor, y_p: torch.Tensor, pos: torch.Tensor | None,
-                 neg: torch.Tensor | None, *, device=None, batch_size: int = 512):
+                 neg: torch.Tensor | None, *, device=None, batch_size: int | None = None):
     """What the noises do to the frozen ``model``'s predictions on forget samples.
 
     ``x``: images (N, C, H, W), uint8 or float in [0, 1]; ``y``: their labels; ``y_p``:
@@ -138,21 +138,24 @@ def noise_effect(model, x: torch.Tensor, y: torch.Tensor, y_p: torch.Tensor, pos
     from .training import predict_logits, to_float_images
     xf = to_float_images(x)
     n = len(y)
+    i = torch.arange(n)
+    n_pos = pos[y_p, i % pos.shape[1]] if pos is not None else None
+    n_neg = neg[y, i % neg.shape[1]] if neg is not None else None
     inputs = {"clean x": xf}
-    if pos is not None:
-        inputs["x + N_pos[y_p]"] = xf + pos[y_p, torch.arange(n) % pos.shape[1]]
-    if neg is not None:
-        inputs["x + N_neg[y]"] = xf + neg[y, torch.arange(n) % neg.shape[1]]
-    if pos is not None and neg is not None:
-        inputs["x + both"] = xf + pos[y_p, torch.arange(n) % pos.shape[1]] + neg[y, torch.arange(n) % neg.shape[1]]
+    if n_pos is not None:
+        inputs["x + N_pos[y_p]"] = xf + n_pos
+    if n_neg is not None:
+        inputs["x + N_neg[y]"] = xf + n_neg
+    if n_pos is not None and n_neg is not None:
+        inputs["x + both"] = xf + n_pos + n_neg
     rows = []
     for name, xi in inputs.items():
         p = predict_logits(model, xi, batch_size=batch_size, device=device).softmax(1)
         pred = p.argmax(1)
+        counts = torch.bincount(pred, minlength=p.shape[1])
         rows.append(dict(input=name, acc_y=100 * float((pred == y).float().mean()),
                          pred_yp=100 * float((pred == y_p).float().mean()),
-                         p_y=100 * float(p[torch.arange(n), y].mean()), p_yp=100 * float(p[torch.arange(n), y_p].mean()),
-                         top_label=int(torch.bincount(pred, minlength=p.shape[1]).argmax()),
-                         top_share=100 * float(torch.bincount(pred, minlength=p.shape[1]).max()) / max(1, n)))
+                         p_y=100 * float(p[i, y].mean()), p_yp=100 * float(p[i, y_p].mean()),
+                         top_label=int(counts.argmax()), top_share=100 * float(counts.max()) / max(1, n)))
     import pandas as pd
     return pd.DataFrame(rows)

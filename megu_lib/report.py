@@ -139,7 +139,7 @@ def experiment_records(cfg: ExperimentConfig, data, *, run: bool = True, out_dir
     when records are missing. Records in the folder that do not belong to ``cfg`` (an
     older config, another data set) are ignored.
     """
-    from .experiments import _read_record, run_experiments
+    from .experiments import _read_record, record_row, run_experiments
     folder = records_folder(cfg, out_dir)
     if run:
         run_experiments(cfg, out_dir=folder.parent, log=lambda m: log(m.split(" -> ")[0]))
@@ -149,8 +149,7 @@ def experiment_records(cfg: ExperimentConfig, data, *, run: bool = True, out_dir
         if rec is None:
             missing += 1
             continue
-        rows.append({**{k: v for k, v in rec.items() if k not in ("metrics", "per_class", "details", "environment")},
-                     **rec["metrics"], "per_class": rec.get("per_class", {})})
+        rows.append(record_row(rec))
     from .experiments import PARAMS_DIR
     name = cfg.name if not cfg.path or Path(cfg.path).parent == PARAMS_DIR else cfg.path
     check(missing == 0, f"{missing} record(s) of profile {cfg.name!r} are missing under {folder}; "

@@ -61,7 +61,8 @@ def test_runner_records_resume_and_tables(tmp_path):
     assert two.test_acc.iloc[0] != two.test_acc.iloc[1]
     assert abs(two.test_acc.iloc[0] - two.test_acc.iloc[1]) < 20
     assert ex.best_per_column(table)["gap"] == "megu_no_noise"
-    assert ex.format_table(table).to_html()
+    from megu_lib import report
+    assert report.style_table(table).to_html()
     col = ex.collateral_table(df, "class:Trouser")
     assert "Trouser" not in col.columns and (col.loc["original"] == 0).all()
 
