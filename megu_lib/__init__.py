@@ -18,7 +18,7 @@ from .training import (PRESETS, TrainConfig, predict_logits, resolve_device, see
 from .requests import SCENARIOS, Request, make_request
 from .metrics import evaluate, gap_to_reference, per_class_accuracy
 from .cache import Cache
-from .trained import fit_model
+from .checkpoints import fit_model
 from .methods import list_methods, get_method, unlearn, UnlearnResult
 from .concepts import (TransitionMatrix, build_prompt, check_transition_matrix, estimate_transition_matrix,
                        get_judge, list_judges)

@@ -20,6 +20,7 @@ def main(argv=None) -> int:
     tab = sub.add_parser("table", help="print the tables of a profile's records")
     tab.add_argument("profile", help="a profile name or a results folder")
     tab.add_argument("--scenario", default=None)
+    tab.add_argument("--dataset", default=None, help="the data set the profile ran on, if not its own")
     sub.add_parser("methods", help="list the registered methods")
     sub.add_parser("profiles", help="list the profiles in params/")
     args = ap.parse_args(argv)
@@ -37,35 +38,40 @@ def main(argv=None) -> int:
 def _dispatch(args) -> int:
     from pathlib import Path
 
-    from . import experiments as ex
+    from . import profile as pf
     if args.command == "methods":
         from .methods import get_method, list_methods
         for m in list_methods():
             print(f"{m:20s} {get_method(m).summary}")
         return 0
     if args.command == "profiles":
-        print("\n".join(ex.available_profiles()))
+        print("\n".join(pf.available_profiles()))
         return 0
+    from . import experiments as ex
     if args.command == "run":
-        cfg = ex.load_config(args.profile, dataset=args.dataset, device=args.device)
+        cfg = pf.load_config(args.profile, dataset=args.dataset, device=args.device)
         ex.run_experiments(cfg, out_dir=args.out)
-        df = ex.load_records(args.out or ex.results_dir() / cfg.name)
-        _print_tables(df)
+        data = pf.load_data(cfg)
+        _print_tables(ex.profile_records(cfg.for_data(data)[0], data, out_dir=args.out))
         return 0
     path = Path(args.profile)
-    if not path.is_dir():
-        path = ex.results_dir() / ex.load_config(args.profile).name
-    df = ex.load_records(path)
+    if path.is_dir():  # a results folder: every record in it
+        df = ex.load_records(path)
+    else:  # a profile: exactly its records
+        cfg = pf.load_config(args.profile, dataset=args.dataset)
+        data = pf.load_data(cfg)
+        df = ex.profile_records(cfg.for_data(data)[0], data)
     _print_tables(df, args.scenario)
     return 0
 
 
 def _print_tables(df, scenario=None):
     import pandas as pd
-    from . import experiments as ex
+
+    from . import tables
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         for s in [scenario] if scenario else list(dict.fromkeys(df.scenario)):
-            t = ex.summary_table(df, s)
+            t = tables.results_table(df, s, tables.all_methods(df))
             print(f"\n== {s} (mean over seeds and forget targets; gap = mean |metric - retrain|) ==")
             print(t.xs("mean", axis=1, level=1).round(2).to_string())
 

@@ -42,8 +42,7 @@ def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str
     import jupytext
     import papermill as pm
 
-    from .experiments import load_config, load_data
-    from .requests import make_request
+    from .profile import load_config, load_data
     # bad input stops here, before any notebook runs and before the output folder is touched
     notebooks = [notebooks] if isinstance(notebooks, (str, Path)) else list(notebooks or [])
     check(notebooks, "no notebooks to execute; pass the notebooks/*.py files of the book")
@@ -52,20 +51,11 @@ def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str
     check(dataset is None or (isinstance(dataset, str) and dataset.strip()),
           f"dataset must be a name or an image folder, got {dataset!r}")
     cfg = load_config(profile, dataset=dataset)
-    forget = cfg.notebook.get("forget_class")
-    substitute = {}
-    if dataset is not None or forget is not None:
-        data = load_data(cfg)
-        if forget is not None:
-            try:
-                make_request(data, "class", forget=forget)
-            except MeguError as e:
-                if dataset is None:
-                    raise MeguError(f"{Path(cfg.path).name}: notebook.forget_class: {e}") from None
-                # the profile names a class of its own data set; on another one, its first class
-                substitute = {"forget_class": data.class_names()[0]}
-                log(f"[book] {forget!r} is not a class of {data.name}: the chapters forget "
-                    f"{substitute['forget_class']!r} instead")
+    # the forget class of the chapters, by the profile's one policy (the chapters apply the same)
+    data = load_data(cfg)
+    forget, note = cfg.forget_class(data, (params or {}).get("forget_class"))
+    cfg.for_data(data)  # a forget target the profile's own data lacks stops here too
+    log(f"[book] the chapters forget {forget!r}" + (f" ({note})" if note else ""))
     from jupyter_client.kernelspec import find_kernel_specs
     kernels = find_kernel_specs()
     check(kernel in kernels, f"no Jupyter kernel {kernel!r}; use one of {', '.join(sorted(kernels)) or 'none'} "
@@ -77,12 +67,12 @@ def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str
     check(not {"profile", "dataset"} & set(extra), "pass the profile and data set with --profile / --dataset")
     _check_parameters(notebooks, extra)
     params = {"profile": cfg.path if Path(str(profile)).suffix in (".yaml", ".yml") else cfg.name,
-              "dataset": dataset, **substitute, **extra}
+              "dataset": dataset, **extra}
     staging = out_dir.with_name(out_dir.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     seconds = {}
-    cold = caches_empty(cfg.name)
+    cold = caches_empty(cfg)
     for src in map(Path, notebooks):
         nb = jupytext.read(src)
         nb.metadata["kernelspec"] = {"name": kernel, "display_name": "Python 3", "language": "python"}
@@ -192,15 +182,14 @@ def _machine() -> dict:
                 torch=torch.__version__)
 
 
-def caches_empty(profile: str) -> bool:
+def caches_empty(cfg) -> bool:
     """Whether this run starts from nothing: no cached model, noise or matrix in the cache
-    folder and no record of ``profile`` in the results folder (a *cold* run, whose time is
-    the one worth publishing; a warm run only loads)."""
+    folder and no record of the profile ``cfg`` in its results folder (a *cold* run, whose
+    time is the one worth publishing; a warm run only loads)."""
     from .cache import cache_disabled_by_env, default_cache_dir
-    from .experiments import results_dir
     cache = default_cache_dir()
     cached = (not cache_disabled_by_env()) and cache.is_dir() and any(p.is_file() for p in cache.rglob("*"))
-    records = results_dir() / profile / "records"
+    records = cfg.records_folder()
     return not cached and not (records.is_dir() and any(records.glob("*.json")))
 
 

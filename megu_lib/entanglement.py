@@ -125,13 +125,6 @@ def channel_shift(patterns: Patterns, k: int, models: dict, x: torch.Tensor, y: 
     return pd.DataFrame(rows)
 
 
-def collateral_damage(overlap_row: pd.Series, acc_before: dict, acc_after: dict, forget: str) -> pd.DataFrame:
-    """Per retained class: its overlap with the forget class and its accuracy drop (points)."""
-    rows = [dict(**{"class": c}, overlap=float(overlap_row[c]), acc_before=acc_before[c], acc_after=acc_after[c],
-                 drop=acc_before[c] - acc_after[c]) for c in overlap_row.index if c != forget]
-    return pd.DataFrame(rows)
-
-
 def confusion_rates(logits: torch.Tensor, y: torch.Tensor, classes) -> pd.DataFrame:
     """Row-normalised confusion matrix in percent (K x K DataFrame): entry [i, j] is the
     share of samples of class i that the model labels j (rows sum to 100; NaN for a class
@@ -188,3 +181,12 @@ def forgetting_difficulty(model, data, classes, *, method: str = "finetune", see
                          others_before=float(np.mean([before[c] for c in others])),
                          others_after=float(np.mean([after[c] for c in others])), seconds=seconds))
     return pd.DataFrame(rows)
+
+
+def overlap_with_forgotten(model, data, forget: str, *, q: float = 0.1, max_samples: int | None = 10000,
+                           seed: int = 0, device=None) -> pd.Series:
+    """Each class's Jaccard feature overlap with class ``forget`` in ``model`` (our
+    operationalisation, :mod:`megu_lib.entanglement`)."""
+    patterns, _, _ = model_patterns(model, data, q=q, max_samples=max_samples, seed=seed, device=device)
+    check(forget in patterns.classes, f"class {forget!r} is not a class of {data.name}")
+    return patterns.overlap().loc[forget]

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .data import Dataset
 from .errors import check
-from .requests import Request
+from .requests import Request, check_compatible
 from .training import predict_logits
 
 #: The metrics compared with retrain in the mean absolute gap (percentage points).
@@ -84,8 +84,7 @@ def evaluate(model, data: Dataset, request: Request, *, max_retain: int | None =
     check(isinstance(model, torch.nn.Module), f"evaluate needs a model (a torch.nn.Module), got {type(model).__name__}")
     check(isinstance(data, Dataset), f"evaluate needs a Dataset (from load_dataset), got {type(data).__name__}")
     check(isinstance(request, Request), f"evaluate needs a Request (from make_request), got {type(request).__name__}")
-    check(request.data_fingerprint == data.fingerprint(), "the request was made for another data set; "
-          "build it with make_request on the same data")
+    check_compatible(model, data, request)
     check(max_retain is None or (isinstance(max_retain, int) and not isinstance(max_retain, bool) and max_retain > 0),
           f"max_retain must be a positive int or None (all), got {max_retain!r}")
     y_train, y_test = request.train_labels(data), request.test_labels(data)

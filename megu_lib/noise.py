@@ -18,29 +18,33 @@ number of steps and the bank size (noises per class) are ours, named parameters.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import torch
 import torch.nn.functional as F
 
+from . import hparams as hp
 from .cache import as_cache
 from .errors import check
 from .models import model_fingerprint
 from .training import resolve_device
 
 NORMS = ("l2sq", "l2")
+#: The noise optimisation's knobs, declared once: MeGU and UNSIR take them as their
+#: ``noise_*`` hyperparameters (UNSIR's bank size is its ``noise_per_class``).
+PARAMS = {
+    "steps": hp.Int(30, 1, search=hp.one_of(10, 30, 100), help="Adam steps"),
+    "lr": hp.positive(0.1, search=hp.log_range(0.01, 1.0), help="Adam learning rate"),
+    "lam": hp.Float(0.1, 0, search=hp.log_range(0.001, 1.0), help="weight of the norm penalty"),
+    "bank": hp.Int(1, 1, help="noises per class"),
+    "norm": hp.Choice("l2sq", NORMS, help="the penalty: squared L2 norm or L2 norm"),
+    "eps": hp.positive(None, none=True, search=hp.one_of(0.1, 0.3, 1.0), help="L-infinity bound; None: unbounded"),
+}
 
 
 def check_noise_hp(steps, lr, lam, bank, norm="l2sq", eps=None):
-    """One-line errors for bad noise hyperparameters, before any work."""
-    check(eps is None or (isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps > 0),
-          f"noise eps must be a positive number or None (unbounded), got {eps!r}")
-    check(isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1, f"noise steps must be an int >= 1, got {steps!r}")
-    check(isinstance(lr, (int, float)) and lr > 0 and lr == lr, f"noise lr must be a positive number, got {lr!r}")
-    check(isinstance(lam, (int, float)) and lam >= 0 and lam == lam, f"noise lambda must be a number >= 0, got {lam!r}")
-    check(isinstance(bank, int) and not isinstance(bank, bool) and bank >= 1, f"noise bank size must be an int >= 1, got {bank!r}")
-    check(norm in NORMS, f"unknown noise norm {norm!r}: use one of {', '.join(NORMS)}")
+    """One-line errors for bad noise hyperparameters, before any work (the :data:`PARAMS` declarations)."""
+    hp.check_values(PARAMS, dict(steps=steps, lr=lr, lam=lam, bank=bank, norm=norm, eps=eps), "noise ")
 
 
 def train_noises(model, labels, *, sign: int, shape, bank: int = 1, steps: int = 30, lr: float = 0.1,

@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import torch
 
+from . import hparams as hp
 from .errors import check
 from .training import predict_logits
 
 RULES = ("product", "T", "prediction", "mix", "random")
+#: The rule phi and the ``mix`` rule's weight, declared once (MeGU's ``rule`` and ``mix_weight``).
+RULE = hp.Choice("product", RULES, search=hp.one_of("product", "T", "prediction", "mix"), help="the rule phi")
+MIX_WEIGHT = hp.fraction(0.5, search=hp.linear_range(0.0, 1.0), help="weight of T in the mix rule")
 
 
 def check_rule(rule: str, weight: float = 0.5) -> None:
-    check(rule in RULES, f"unknown perturbing rule {rule!r}: use one of {', '.join(RULES)}")
-    check(isinstance(weight, (int, float)) and 0 <= weight <= 1, f"mix weight must be in [0, 1], got {weight!r}")
+    hp.check_values({"rule": RULE, "mix_weight": MIX_WEIGHT}, {"rule": rule, "mix_weight": weight}, "perturbing ")
 
 
 def perturbing_scores(model, x: torch.Tensor, y: torch.Tensor, concepts: torch.Tensor, T: torch.Tensor | None,

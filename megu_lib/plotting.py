@@ -1,12 +1,23 @@
-"""Figures for the book: small functions that take data or tidy DataFrames and return a Figure."""
+"""Figures for the book: small functions that take data or tidy DataFrames and return a Figure.
+
+The first part draws generic figures (images, heatmaps, scatters, bars); the second the
+figures of the runner's records (:mod:`megu_lib.tables`, :mod:`megu_lib.claims`).
+"""
 from __future__ import annotations
 
+import math
+
+import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.colors import ListedColormap
 import torch
+from matplotlib.colors import ListedColormap
+
+from .tables import (ABLATION_LABELS, ABLATIONS, GAP_LABELS, RANKING_LABELS, SCENARIO_ORDER, gap_ranking,
+                     main_methods, scenarios_of)
 
 
 def show_examples(data, per_class: int = 6, seed: int = 0, level: str | None = None, highlight=()):
@@ -292,4 +303,191 @@ def image_grid(images, titles=None, *, ncols: int = 8, row_labels=None, noise: b
     fig.tight_layout()
     if noise and im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=cbar_label)
+    return fig
+
+
+# --------------------------------------------------------------------------- the records' figures
+def _method_palette(methods) -> dict:
+    colors = (sns.color_palette("tab10") + sns.color_palette("Dark2"))[:max(len(methods), 3)]
+    pal = {m: colors[i] for i, m in enumerate(methods)}
+    if "megu" in pal:
+        pal["megu"] = (0.85, 0.1, 0.1)
+    if "megu_paper" in pal:
+        pal["megu_paper"] = (0.95, 0.5, 0.45)
+    if "retrain" in pal:
+        pal["retrain"] = (0.1, 0.1, 0.1)
+    return pal
+
+def plot_time_vs_gap(df: pd.DataFrame, methods=None):
+    """Mean time (s, log scale) against mean gap to retrain (points), one panel per scenario;
+    retrain sits at gap 0 as the reference time to beat."""
+    methods = list(methods) if methods is not None else main_methods(df)
+    methods = [m for m in methods if m != "original"]
+    scen = scenarios_of(df)
+    pal = _method_palette(methods)
+    fig, axes = plt.subplots(len(scen), 1, figsize=(7.5, 2.9 * len(scen)), squeeze=False)
+    for ax, s in zip(axes[:, 0], scen):
+        sub = df[(df.scenario == s) & df.method.isin(methods)]
+        agg = sub.groupby("method").agg(seconds=("seconds", "mean"), gap=("gap", "mean"),
+                                        sec_std=("seconds", "std"), gap_std=("gap", "std")).fillna(0)
+        for m, row in agg.iterrows():
+            ax.errorbar(row.seconds, row.gap, yerr=row.gap_std, fmt="*" if m in ("megu", "retrain") else "o",
+                        ms=11 if m in ("megu", "retrain") else 6, color=pal[m], capsize=2, lw=0.8)
+            ax.annotate(m, (row.seconds, row.gap), xytext=(4, 3), textcoords="offset points", fontsize=8,
+                        color=pal[m], fontweight="bold" if m == "megu" else "normal")
+        if "retrain" in agg.index:
+            ax.axvline(agg.loc["retrain", "seconds"], color="0.5", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_ylabel("gap to retrain (pts)")
+        ax.set_title(f"{s} forgetting", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time per request (s, log scale)")
+    fig.tight_layout()
+    return fig
+
+def plot_gap_ranking(df: pd.DataFrame, methods=None):
+    """Mean gap to retrain per method (bars, ± std), one panel per scenario, MeGU in red."""
+    scen = scenarios_of(df)
+    fig, axes = plt.subplots(1, len(scen), figsize=(2.7 * len(scen) + 0.4, 3.4), squeeze=False)
+    for ax, s in zip(axes[0], scen):
+        r = gap_ranking(df, s, methods)
+        colors = ["crimson" if m == "megu" else "salmon" if m == "megu_paper" else "tab:blue" for m in r.index]
+        ax.barh(range(len(r)), r.gap, xerr=r["std"].fillna(0), color=colors, capsize=2)
+        ax.set_yticks(range(len(r)), r.index, fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("gap to retrain (pts)", fontsize=9)
+        ax.set_title(f"{s} forgetting", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+def plot_profile_comparison(table: pd.DataFrame):
+    """Grouped bars: each method's mean gap to retrain under each profile of
+    :func:`profile_comparison` (shorter is closer to retrain)."""
+    gap = RANKING_LABELS["gap"]
+    long = pd.DataFrame([dict(method=m, profile=label, gap=table.loc[m, (label, gap)])
+                         for label in dict.fromkeys(table.columns.get_level_values(0)) for m in table.index
+                         if np.isfinite(table.loc[m, (label, gap)])])
+    fig = grouped_bars(long, "method", "gap", "profile", ylabel="mean gap to retrain (pts)")
+    fig.set_size_inches(max(6.0, 1.5 + 0.55 * long.method.nunique()), 3.8)
+    for ax in fig.axes:
+        plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
+    fig.tight_layout()
+    return fig
+
+def plot_collateral(frame: pd.DataFrame, forget: str, *, ncols: int = 4):
+    """One panel per method: each retained class's accuracy change (points) against its
+    feature overlap with the forgotten class; retrain's in grey in every panel."""
+    methods = list(dict.fromkeys(frame.method))
+    shown = [m for m in methods if m != "retrain"] or methods
+    ncols = min(ncols, len(shown))
+    nrows = math.ceil(len(shown) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.0 * ncols, 1.8 * nrows + 0.6), sharex=True, sharey=True,
+                             squeeze=False)
+    ref = frame[frame.method == "retrain"]
+    for ax, m in zip(axes.flat, shown):
+        g = frame[frame.method == m]
+        if len(ref) and m != "retrain":
+            ax.scatter(ref.overlap, ref.change, s=12, color="0.65", label="retrain")
+        color = "crimson" if m == "megu" else "tab:blue"
+        ax.scatter(g.overlap, g.change, s=16, color=color, label=m, zorder=3)
+        if g.overlap.nunique() >= 3:  # least-squares trend: damage growing with overlap slopes down
+            slope, icpt = np.polyfit(g.overlap, g.change, 1)
+            xs = np.array([g.overlap.min(), g.overlap.max()])
+            ax.plot(xs, icpt + slope * xs, color=color, lw=1)
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.tick_params(labelsize=7)
+        ax.set_title(m, fontsize=9, fontweight="bold" if m == "megu" else "normal")
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(shown):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel(f"overlap with {forget!r}", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Δ test acc. (pts)", fontsize=8)
+    fig.suptitle(f"Collateral damage after forgetting {forget!r} (grey: retrain)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+def plot_ablations(effects: pd.DataFrame):
+    """Change in gap to retrain when each component is removed (points), per scenario."""
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    order = [ABLATION_LABELS[a] for a in ("megu_paper", *ABLATIONS) if ABLATION_LABELS[a] in set(effects.component)]
+    sns.barplot(data=effects, y="component", x="delta_gap", hue="scenario", order=order, ax=ax, palette="deep",
+                hue_order=[s for s in SCENARIO_ORDER if s in set(effects.scenario)])
+    ax.axvline(0, color="0.2", lw=0.8)
+    ax.set_xlabel("gap to retrain minus full MeGU's (points; > 0: the part helps)")
+    ax.set_ylabel("")
+    ax.legend(title="scenario", fontsize=8, title_fontsize=8, loc="best")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+def plot_sensitivity(table: pd.DataFrame):
+    """One panel per hyperparameter: the mean gap to retrain and its parts (points) against
+    the value (log scale); the profile's value marked by a dotted line."""
+    axes_names = list(dict.fromkeys(table.axis))
+    ncols = min(2, len(axes_names))
+    nrows = math.ceil(len(axes_names) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.8 * ncols + 0.4, 2.6 * nrows + 0.5), sharey=True,
+                             squeeze=False)
+    keys = [k for k in GAP_LABELS if k in table.columns]
+    for ax in axes.flat[len(axes_names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, axes_names):
+        sub = table[table.axis == name].sort_values("value")
+        for k in keys:
+            ax.plot(sub.value, sub[k], "o-" if k == "gap" else ".--", lw=2.2 if k == "gap" else 1,
+                    color="black" if k == "gap" else None, label=GAP_LABELS[k])
+        d = sub[sub.default]
+        if len(d):
+            ax.axvline(d.value.iloc[0], color="0.5", ls=":", lw=1)
+        if sub.value.min() > 0 and sub.value.max() / sub.value.min() >= 4:
+            ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xticks(sorted(sub.value.unique()))
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("|MeGU − retrain| (pts)")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+def plot_claims(claims: pd.DataFrame):
+    """The numeric claims: our figure (bar, green if the claim holds) against the paper's
+    (dashed line), one panel per claim and a bar per data set / model."""
+    from .claims import VERDICTS
+    num = claims[claims.unit.isin(["points", "% lower", "% saved"]) & claims.value.notna()]
+    keys = list(dict.fromkeys(num.claim))
+    if not keys:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.text(0.5, 0.5, "no numeric claim could be tested on these records", ha="center", va="center")
+        ax.axis("off")
+        return fig
+    ncols = min(2, len(keys))
+    nrows = math.ceil(len(keys) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 2.9 * nrows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.axis("off")
+    many_data, many_methods = num.data.nunique() > 1, num.method.nunique() > 1
+    for ax, k in zip(axes.flat, keys):
+        sub = num[num.claim == k]
+        colors = ["tab:green" if v == VERDICTS[0] else "tab:red" for v in sub.verdict]
+        ax.bar(range(len(sub)), sub.value, color=colors, width=0.6)
+        ax.axhline(sub.target.iloc[0], color="black", ls="--", lw=1.2, label="paper")
+        labels = ["\n".join(([m] if many_methods else []) + ([d] if many_data or not many_methods else []))
+                  for m, d in zip(sub.method, sub.data)]
+        ax.set_xticks(range(len(sub)), labels, fontsize=8)
+        ax.set_ylabel(sub.unit.iloc[0])
+        ax.set_title(sub.short.iloc[0] or k, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
     return fig

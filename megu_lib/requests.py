@@ -77,6 +77,24 @@ class Request:
                 f"retain {len(self.retain_idx)})")
 
 
+def check_compatible(model, data: Dataset, request: Request) -> None:
+    """Model, data set and request must agree: the request was made from ``data``, and the
+    model predicts as many classes as the request's label level has and takes images of
+    the data set's channels. A mismatch is a one-line :class:`MeguError` (not an
+    IndexError from inside torch)."""
+    check(request.data_fingerprint == data.fingerprint(), "the request was made for another data set; "
+          "build it with make_request on the same data")
+    config = getattr(model, "config", None) or {}
+    n_out, k = config.get("num_classes"), request.num_classes(data)
+    check(n_out is None or n_out == k,
+          f"the model predicts {n_out} classes but the request's {request.level!r} labels of {data.name} have {k}; "
+          f"use a model trained at level {request.level!r} on this data set (fit_model(data, level={request.level!r}))")
+    channels = config.get("in_channels")
+    check(channels is None or channels == data.image_shape[0],
+          f"the model takes {channels}-channel images but {data.name} has {data.image_shape[0]}; "
+          "use a model trained on this data set")
+
+
 def _resolve_class(name, names: tuple, what: str) -> int:
     if isinstance(name, bool):
         raise MeguError(f"{what} must be a class name or index, got {name!r}")

@@ -33,17 +33,11 @@ import pandas as pd
 from myst_nb import glue
 
 import megu_lib as ml
-from megu_lib.experiments import load_config, load_data
 from megu_lib.plotting import per_class_bars, show_examples
+from megu_lib.profile import chapter_setup
 
-cfg = load_config(profile, dataset=dataset, device=device)
-seed = cfg.seeds[0] if seed is None else seed
-forget_class = forget_class or cfg.notebook.get("forget_class") or None
-ml.seed_everything(seed)
-data = load_data(cfg)
-request = ml.make_request(data, "class", forget=forget_class if forget_class is not None else data.classes[0])
-schedule = ml.train_config(dict(cfg.train))
-model_options = {k: v for k, v in cfg.model.items() if k != "arch"}
+setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
+cfg, seed, data, request, original = setup.cfg, setup.seed, setup.data, setup.request, setup.original
 max_retain_eval = cfg.eval.get("max_retain")
 print(f"profile {cfg.name!r}: {cfg.description}")
 print(data)
@@ -66,7 +60,6 @@ fig = show_examples(data, per_class=8, seed=seed, highlight=request.forget)
 # re-run of this page does not train again.
 
 # %%
-original = ml.fit_model(data, arch=cfg.model["arch"], train=schedule, seed=seed, device=cfg.device, **model_options)
 retrained, retrain_seconds, _ = ml.unlearn("retrain", original, data, request, device=cfg.device)
 rows = {"original": ml.evaluate(original, data, request, max_retain=max_retain_eval, seed=seed),
         "retrain": ml.evaluate(retrained, data, request, max_retain=max_retain_eval, seed=seed)}

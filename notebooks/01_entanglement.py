@@ -45,11 +45,11 @@ from myst_nb import glue
 import megu_lib as ml
 from megu_lib.entanglement import (class_patterns, confusion_rates, forgetting_difficulty, model_patterns,
                                    overlap_confusion)
-from megu_lib import report
+from megu_lib.profile import chapter_setup
 from megu_lib.metrics import spearman
 from megu_lib.plotting import labelled_scatter, matrix_heatmap, pattern_membership
 
-setup = report.chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
+setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
 cfg, seed, data, request, original = setup.cfg, setup.seed, setup.data, setup.request, setup.original
 forget_name, k = setup.forget_name, setup.forget_index
 print(f"profile {cfg.name!r}: {data.name}, {cfg.model['arch']}, forget class {forget_name!r}")

@@ -47,10 +47,10 @@ from myst_nb import glue
 
 import megu_lib as ml
 from megu_lib.concepts import get_judge, judge_agreement, nearest_table
-from megu_lib import report
+from megu_lib.profile import chapter_setup
 from megu_lib.plotting import heatmaps_side_by_side, matrix_heatmap
 
-setup = report.chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
+setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
 cfg, seed, data, request, original = setup.cfg, setup.seed, setup.data, setup.request, setup.original
 forget_name = setup.forget_name
 weights = {"vlm": vlm_model, "clip": clip_model}

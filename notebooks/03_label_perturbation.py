@@ -57,11 +57,11 @@ import torch
 from myst_nb import glue
 
 import megu_lib as ml
-from megu_lib import report
+from megu_lib.profile import chapter_setup
 from megu_lib.perturb import label_flow, perturbing_labels, rule_agreement, target_shares
 from megu_lib.plotting import image_grid, matrix_heatmap
 
-setup = report.chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
+setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
 cfg, seed, data, request, original = setup.cfg, setup.seed, setup.data, setup.request, setup.original
 forget_name, names = setup.forget_name, data.class_names()
 judge_list = list(dict.fromkeys([cfg.judge] + list(judges)))

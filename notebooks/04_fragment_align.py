@@ -54,16 +54,18 @@ from myst_nb import glue
 
 import megu_lib as ml
 from megu_lib.entanglement import channel_shift, model_patterns
-from megu_lib import report
-from megu_lib.noise import noise_bank, noise_effect, stack_bank
+from megu_lib.experiments import run_one
+from megu_lib.methods.megu import megu_parts
+from megu_lib.noise import noise_effect
 from megu_lib.plotting import grouped_bars, image_grid
+from megu_lib.profile import chapter_setup
 
-setup = report.chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
+setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
 cfg, seed, data, request, original = setup.cfg, setup.seed, setup.data, setup.request, setup.original
 forget_name, k, names = setup.forget_name, setup.forget_index, data.class_names()
-megu_hp = {**cfg.hp.get("megu", {})}
-megu_hp["judge"] = megu_hp.get("judge", cfg.judge)
-hp = {**ml.get_method("megu").defaults, **megu_hp}
+# exactly what MeGU builds for this model and request before it fine-tunes (the same function megu() calls)
+parts = megu_parts(original, data, request, seed=seed, device=cfg.device, **cfg.method_hp("megu"))
+hp = parts.hp
 print(f"profile {cfg.name!r}: {data.name}; forget class {forget_name!r}")
 
 # %% [markdown]
@@ -78,44 +80,37 @@ noise_hp = {name: hp[name] for name in ("noise_steps", "noise_lr", "noise_lambda
 pd.Series(noise_hp, name="value", dtype=object).rename_axis("hyperparameter").to_frame()
 
 # %% [markdown]
-# One positive and one negative noise per class, learnt on the frozen original model, all on
-# one scale (single-channel images: red for positive pixel values, blue for negative; colour
-# images: mid-grey is zero). The positive noise of a class is
-# a caricature the model reads as that class; the negative noise is what moves an image of the
-# class away from it.
+# The noises MeGU trains with, learnt on the frozen original model: a positive noise for each
+# perturbing label the forget samples received, and the negative noise of the forgotten class,
+# all on one scale (single-channel images: red for positive pixel values, blue for negative;
+# colour images: mid-grey is zero). The positive noise of a class is meant to carry that
+# class's features; the negative noise is what moves an image of the forgotten class away from it.
 
 # %%
 K = len(names)
-shape = tuple(data.image_shape)
-noise_kw = dict(shape=shape, bank=hp["noise_bank_size"], steps=hp["noise_steps"], lr=hp["noise_lr"],
-                lam=hp["noise_lambda"], norm=hp["noise_norm"], eps=hp["noise_eps"], seed=seed, device=cfg.device)
-pos_noises, pos_seconds = noise_bank(original, range(K), sign=+1, **noise_kw)
-neg_noises, neg_seconds = noise_bank(original, range(K), sign=-1, **noise_kw)
-pos, neg = stack_bank(pos_noises, K, shape), stack_bank(neg_noises, K, shape)
-
-T = ml.estimate_transition_matrix(data, hp["judge"], request=request, model=original, n_exemplars=hp["n_exemplars"],
-                                  seed=seed, device=cfg.device)
+pos, neg, y_p = parts.pos, parts.neg, parts.y_p
 xf, yf = request.forget_data(data)
-probs = ml.predict_logits(original, xf, device=cfg.device).softmax(1)
-y_p = ml.perturbing_labels(original, xf, yf, T.concept_ids(data)[request.forget_idx], T.matrix, rule=hp["rule"],
-                           weight=hp["mix_weight"], seed=seed, probs=probs)
 targets = torch.bincount(y_p, minlength=K).argsort(descending=True).tolist()
-drawn = list(dict.fromkeys([k] + targets))[:max(1, int(max_noise_classes))]
-fig = image_grid(torch.cat([pos[drawn, 0], neg[drawn, 0]]), [names[c] for c in drawn] * 2, ncols=len(drawn),
-                 row_labels=["N_pos", "N_neg"], noise=True, title="Positive (top) and negative (bottom) noise per class")
+drawn = [c for c in targets if c in parts.pos_classes][:max(1, int(max_noise_classes))]
+images = torch.cat([pos[drawn, 0], neg[parts.neg_classes, 0]])
+titles = [f"N_pos[{names[c]}]" for c in drawn] + [f"N_neg[{names[c]}]" for c in parts.neg_classes]
+fig = image_grid(images, titles, ncols=min(len(images), 6), noise=True,
+                 title="The positive noises of the perturbing labels and the negative noise of the forgotten class")
 
 # %%
 glue("forget_class", forget_name, display=False)
-glue("fa_noise_seconds", float(pos_seconds + neg_seconds), display=False)
-glue("fa_n_noise_classes", K, display=False)
+glue("fa_noise_seconds", float(parts.noise_seconds), display=False)
+glue("fa_n_pos_classes", len(parts.pos_classes), display=False)
+glue("fa_n_neg_classes", len(parts.neg_classes), display=False)
 glue("fa_noise_max", float(torch.cat([pos, neg]).abs().max()), display=False)
 bound = hp["noise_eps"] if hp["noise_eps"] is not None else float(neg.abs().max())
-glue("fa_neg_at_bound", 100 * float((neg[list(neg_noises)].abs() >= 0.99 * bound).float().mean()), display=False)
+glue("fa_neg_at_bound", 100 * float((neg[parts.neg_classes].abs() >= 0.99 * bound).float().mean()), display=False)
 
 # %% [markdown]
-# Learning all {glue:text}`fa_n_noise_classes` positive and negative noises took
-# {glue:text}`fa_noise_seconds:.1f` s (cached afterwards; MeGU's timing counts the noises of
-# the classes it uses). The largest pixel of any noise is {glue:text}`fa_noise_max:.2f`.
+# Learning the {glue:text}`fa_n_pos_classes` positive and {glue:text}`fa_n_neg_classes` negative
+# noise(s) took {glue:text}`fa_noise_seconds:.1f` s (cached afterwards; MeGU's time counts them at
+# this recorded time even when they come from the cache). The largest pixel of any noise is
+# {glue:text}`fa_noise_max:.2f`.
 #
 # What MeGU trains on: forget images (top) and the same images with their two noises added,
 # $x + N_{pos}[y_p] + N_{neg}[y]$ (bottom, clipped to [0, 1] for display only — the model
@@ -189,13 +184,14 @@ glue("fa_pos_verdict", "raises" if e.loc["x + N_pos[y_p]", "pred_yp"] > e.loc["c
 # and do not correspond one to one.)
 
 # %%
-megu_run = ml.unlearn("megu", original, data, request, device=cfg.device, seed=seed, **megu_hp)
-unsir_run = ml.unlearn("unsir", original, data, request, device=cfg.device, seed=seed, **cfg.hp.get("unsir", {}))
+# the runner's own single run: the same seeding and evaluation as the experiments' records
+megu_run, megu_record = run_one(cfg, data, request, "megu", seed, original=original)
+unsir_run, unsir_record = run_one(cfg, data, request, "unsir", seed, original=original)
 models = {"original": original, "MeGU": megu_run.model, "UNSIR": unsir_run.model}
-max_retain = cfg.eval.get("max_retain")
-summary = pd.DataFrame({name: ml.evaluate(m, data, request, max_retain=max_retain, seed=seed)
-                        for name, m in models.items()}).T[["retain_acc", "forget_acc", "test_retain_acc",
-                                                          "test_forget_acc", "mia"]]
+columns = ["retain_acc", "forget_acc", "test_retain_acc", "test_forget_acc", "mia"]
+summary = pd.DataFrame({"original": ml.evaluate(original, data, request, max_retain=cfg.eval.get("max_retain"),
+                                                seed=seed),
+                        "MeGU": megu_record["metrics"], "UNSIR": unsir_record["metrics"]}).T[columns]
 summary["seconds"] = [original.train_seconds, megu_run.seconds, unsir_run.seconds]
 summary.round(2)
 

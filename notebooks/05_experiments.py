@@ -40,13 +40,15 @@ also = ["full", "full_vit"]  # profiles whose committed records are shown beside
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from megu_lib import report
+from megu_lib import plotting as pl, tables as tb
+from megu_lib.profile import check_parameter, records_setup
+from megu_lib.entanglement import overlap_with_forgotten
 
-report.check_parameter("run", run, bool, "True or False")
-report.check_parameter("q", q, (int, float), "a fraction in (0, 1]")
-report.check_parameter("also", also, list, "a list of profile names")
-cfg, data, df = report.profile_records(profile, dataset=dataset, device=device, run=run)
-methods = report.main_methods(df)
+check_parameter("run", run, bool, "True or False")
+check_parameter("q", q, (int, float), "a fraction in (0, 1]")
+check_parameter("also", also, list, "a list of profile names")
+cfg, data, df = records_setup(profile, dataset=dataset, device=device, run=run)
+methods = tb.main_methods(df)
 
 # %% [markdown]
 # ## The tables
@@ -60,20 +62,20 @@ methods = report.main_methods(df)
 # chapter.
 
 # %%
-for scenario in report.scenarios_of(df):
+for scenario in tb.scenarios_of(df):
     requests = ", ".join(sorted(df[df.scenario == scenario].request.unique()))
     display(Markdown(f"**{scenario} forgetting** ({requests})"))
-    table = report.results_table(df, scenario, methods)
-    display(report.style_table(table, uuid=f"exp_{scenario}"))
+    table = tb.results_table(df, scenario, methods)
+    display(tb.style_table(table, uuid=f"exp_{scenario}"))
 
 # %%
-summary = report.gap_summary(df, methods)
+summary = tb.gap_summary(df, methods)
 glue("gap_sentence", Markdown(summary["sentence"]), display=False)
 glue("best_method", summary["best"], display=False)
 glue("best_gap", summary["best_gap"], display=False)
 glue("megu_gap", summary["focus_gap"], display=False)
-ranking = report.gap_ranking(df, None, methods)
-ranking.rename(columns=report.RANKING_LABELS).round(2)
+ranking = tb.gap_ranking(df, None, methods)
+ranking.rename(columns=tb.RANKING_LABELS).round(2)
 
 # %% [markdown]
 # The ranking above pools every request and seed of the profile. In plain words:
@@ -85,7 +87,7 @@ ranking.rename(columns=report.RANKING_LABELS).round(2)
 # The same gap per scenario, method by method:
 
 # %%
-fig = report.plot_gap_ranking(df, methods)
+fig = pl.plot_gap_ranking(df, methods)
 
 # %%
 sub = df[df.scenario == "subclass"].groupby("method")["forget_acc"].mean()
@@ -122,18 +124,18 @@ if class_requests:
     target = class_requests[0]
     first = df[df.request == target].iloc[0]
     seed, forget = int(first.seed), first.forget[0]
-    original = report.original_model(cfg, data, seed)
-    overlap = report.overlap_with_forgotten(original, data, forget, q=q, seed=seed,
+    original = cfg.original_model(data, seed)
+    overlap = overlap_with_forgotten(original, data, forget, q=q, seed=seed,
                                             device=cfg.device)
-    collateral = report.collateral_frame(df, target, overlap, methods)
-    fig = report.plot_collateral(collateral, forget)
+    collateral = tb.collateral_frame(df, target, overlap, methods)
+    fig = pl.plot_collateral(collateral, forget)
 else:
     collateral = None
     print("this profile has no class request: no collateral-damage analysis")
 
 # %%
 if collateral is not None:
-    damage = report.collateral_summary(collateral)
+    damage = tb.collateral_summary(collateral)
     display(damage.round(2))
 name = f"*{forget}*" if collateral is not None else "the forgotten class"
 glue("collateral_forget", Markdown(name), display=False)
@@ -154,7 +156,7 @@ glue("collateral_forget", Markdown(name), display=False)
 # lower left corner.
 
 # %%
-fig = report.plot_time_vs_gap(df, methods)
+fig = pl.plot_time_vs_gap(df, methods)
 
 # %% [markdown]
 # ## Other models and devices
@@ -165,17 +167,17 @@ fig = report.plot_time_vs_gap(df, methods)
 # mean gap to retrain and its rank under every profile.
 
 # %%
-frames = {report.profile_label(cfg.name, df): df}
+frames = {tb.profile_label(cfg.name, df): df}
 for name in also:
     if name == cfg.name:
         continue
-    extra = report.other_records([name])
+    extra = tb.other_records([name])
     if extra is not None:
-        frames[report.profile_label(name, extra)] = extra
+        frames[tb.profile_label(name, extra)] = extra
 if len(frames) > 1:
-    comparison = report.profile_comparison(frames, methods)
+    comparison = tb.profile_comparison(frames, methods)
     display(comparison.round(2))
-    fig = report.plot_profile_comparison(comparison)
+    fig = pl.plot_profile_comparison(comparison)
 else:
     display(Markdown(f"*No records of {', '.join(f'`{a}`' for a in also) or 'other profiles'} yet:* they are made on "
                      "a GPU with `python -m megu_lib run <profile>` (see *Reproduce*) and committed; this section "

@@ -42,13 +42,14 @@ sweep = True  # run the sensitivity sweep (profile key notebook.sensitivity)
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from megu_lib import report
-from megu_lib.experiments import build_requests
+from megu_lib import plotting as pl, tables as tb, tuning
+from megu_lib.profile import check_parameter, records_setup
+from megu_lib.profile import build_requests
 
-report.check_parameter("run", run, bool, "True or False")
-report.check_parameter("sweep", sweep, bool, "True or False")
-cfg, data, df = report.profile_records(profile, dataset=dataset, device=device, run=run)
-order = ("retrain", "megu", "megu_paper", *report.ABLATIONS)
+check_parameter("run", run, bool, "True or False")
+check_parameter("sweep", sweep, bool, "True or False")
+cfg, data, df = records_setup(profile, dataset=dataset, device=device, run=run)
+order = ("retrain", "megu", "megu_paper", *tb.ABLATIONS)
 variants = [m for m in order if m in set(df.method)]
 print(f"variants: {', '.join(variants[1:])}")
 
@@ -59,10 +60,10 @@ print(f"variants: {', '.join(variants[1:])}")
 # full method first.
 
 # %%
-for scenario in report.scenarios_of(df):
+for scenario in tb.scenarios_of(df):
     display(Markdown(f"**{scenario} forgetting**"))
-    table = report.results_table(df, scenario, variants)
-    display(report.style_table(table, uuid=f"abl_{scenario}"))
+    table = tb.results_table(df, scenario, variants)
+    display(tb.style_table(table, uuid=f"abl_{scenario}"))
 
 # %% [markdown]
 # The change in the gap to retrain when a part is removed, against full MeGU on the very same
@@ -70,10 +71,10 @@ for scenario in report.scenarios_of(df):
 # retrained model), a bar to the left means MeGU does better without it.
 
 # %%
-effects = report.ablation_effects(df)
-sentence = report.ablation_sentence(effects)
+effects = tb.ablation_effects(df)
+sentence = tb.ablation_sentence(effects)
 glue("ablation_sentence", Markdown(sentence), display=False)
-fig = report.plot_ablations(effects)
+fig = pl.plot_ablations(effects)
 
 # %% [markdown]
 # ```{glue:md} ablation_sentence
@@ -84,7 +85,7 @@ fig = report.plot_ablations(effects)
 # accuracy against full MeGU's, and seconds):
 
 # %%
-report.ablation_table(effects)
+tb.ablation_table(effects)
 
 # %% [markdown]
 # ## Sensitivity to the hyperparameters
@@ -98,17 +99,17 @@ report.ablation_table(effects)
 
 # %%
 if sweep:
-    axes = report.sensitivity_plan(cfg, "megu")
+    axes = tuning.sensitivity_plan(cfg, "megu")
     seed = cfg.seeds[0]
     requests = build_requests(cfg, data, seed)
     request = next((r for r in requests if r.scenario == "class"), requests[0])
-    original = report.original_model(cfg, data, seed, request.level)
-    reference = report.reference_metrics(df, request.label(), seed)
-    table = report.sensitivity(cfg, data, request, original, reference, axes,
+    original = cfg.original_model(data, seed, request.level)
+    reference = tb.reference_metrics(df, request.label(), seed)
+    table = tuning.sensitivity(cfg, data, request, original, reference, axes,
                                seed=seed, device=cfg.device)
     print(f"request {request.label()}, seed {seed}: {len(table)} points, "
           f"{int(table.default.sum())} of them at the profile's values")
-    fig = report.plot_sensitivity(table)
+    fig = pl.plot_sensitivity(table)
 else:
     table = None
     print("sweep = False: no sensitivity sweep on this run")

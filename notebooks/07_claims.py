@@ -27,7 +27,7 @@
 # choices of ours that chapter *Fragment-Align* describes) and, where the profile runs it,
 # for MeGU with the paper's literal settings (`megu_paper`) — with the same definitions
 # everywhere: the metrics of chapter *Experiments*, "better" meaning a smaller mean gap to retrain, and each
-# verdict computed by `megu_lib.report.check_claims` from the records — none is typed by hand.
+# verdict computed by `megu_lib.cl.check_claims` from the records — none is typed by hand.
 # A verdict is *holds*, *does not hold*, or *not testable here* with the reason. Our data are
 # not the paper's (no CIFAR copy is reachable from these machines, and ResNet18 / ViT need a
 # GPU), so a claim that does not hold here is a statement about our setting, not a refutation.
@@ -44,22 +44,23 @@ import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
 
-from megu_lib import report
+from megu_lib import claims as cl, plotting as pl, tables as tb
+from megu_lib.profile import check_parameter, records_setup
 
-report.check_parameter("run", run, bool, "True or False")
-report.check_parameter("also", also, list, "a list of profile names")
-cfg, data, records = report.profile_records(profile, dataset=dataset, device=device, run=run)
-extra = report.other_records(also, exclude=(cfg.name,))
+check_parameter("run", run, bool, "True or False")
+check_parameter("also", also, list, "a list of profile names")
+cfg, data, records = records_setup(profile, dataset=dataset, device=device, run=run)
+extra = tb.other_records(also, exclude=(cfg.name,))
 df = records if extra is None else pd.concat([records, extra], ignore_index=True)
-print(f"records on: {', '.join(report.record_groups(df))}")
+print(f"records on: {', '.join(cl.record_groups(df))}")
 
 # %% [markdown]
 # ## Claims against measurements
 
 # %%
-claims = report.check_claims(df)
-glue("claims_sentence", Markdown(report.claims_sentence(claims)), display=False)
-report.style_claims(claims)
+claims = cl.check_claims(df)
+glue("claims_sentence", Markdown(cl.claims_sentence(claims)), display=False)
+cl.style_claims(claims)
 
 # %% [markdown]
 # ```{glue:md} claims_sentence
@@ -70,7 +71,7 @@ report.style_claims(claims)
 # does not) against the paper's (dashed line), for every data set and model with records.
 
 # %%
-fig = report.plot_claims(claims)
+fig = pl.plot_claims(claims)
 
 # %% [markdown]
 # And the claim that carries the most weight — MeGU closer to retrain than every baseline —
@@ -78,7 +79,7 @@ fig = report.plot_claims(claims)
 # the bars are the mean gap to retrain over requests and seeds, with their standard deviation):
 
 # %%
-fig = report.plot_gap_ranking(records)
+fig = pl.plot_gap_ranking(records)
 
 # %% [markdown]
 # ## How to read the verdicts

@@ -128,14 +128,16 @@ def test_run_times_table(tmp_path):
 def test_caches_empty(tmp_path, monkeypatch):
     monkeypatch.setenv("MEGU_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("MEGU_RESULTS_DIR", str(tmp_path / "results"))
-    assert book.caches_empty("default")
+    from megu_lib.profile import load_config
+    default, smoke = load_config("default"), load_config("smoke")
+    assert book.caches_empty(default)
     (tmp_path / "results" / "default" / "records").mkdir(parents=True)
-    assert book.caches_empty("default")
+    assert book.caches_empty(default)
     (tmp_path / "results" / "default" / "records" / "x.json").write_text("{}")
-    assert not book.caches_empty("default") and book.caches_empty("smoke")
+    assert not book.caches_empty(default) and book.caches_empty(smoke)
     (tmp_path / "cache" / "models").mkdir(parents=True)
     (tmp_path / "cache" / "models" / "m.pt").write_bytes(b"x")
-    assert not book.caches_empty("smoke")
+    assert not book.caches_empty(smoke)
 
 
 def _nb(cells):
@@ -167,8 +169,8 @@ label = None
 
 # %%
 import matplotlib.pyplot as plt
-from megu_lib import report
-report.check_parameter("size", size, int, "an int")
+from megu_lib.profile import check_parameter
+check_parameter("size", size, int, "an int")
 print(profile, size)
 
 # %%
@@ -214,8 +216,8 @@ def test_first_failing_notebook_stops_the_run_and_keeps_the_book(tmp_path, capsy
     second.write_text(NOTEBOOK.replace('print(profile, size)', 'open("ran-second", "w").close()'))
     out = _good_book(tmp_path)
     # a value the pre-check cannot judge (default None) reaches the notebook and stops it there
-    bad = NOTEBOOK.replace('report.check_parameter("size", size, int, "an int")',
-                           'report.check_parameter("label", label, str, "a name")')
+    bad = NOTEBOOK.replace('check_parameter("size", size, int, "an int")',
+                           'check_parameter("label", label, str, "a name")')
     first.write_text(bad)
     rc = book.main([str(first), str(second), "--profile", "smoke", "--out", str(out), "-p", "label=7"])
     err = capsys.readouterr().err.strip().splitlines()[-1]
@@ -241,7 +243,8 @@ def test_first_failing_notebook_stops_the_run_and_keeps_the_book(tmp_path, capsy
 @pytest.mark.slow
 def test_another_data_set_gets_a_forget_class_it_has(tmp_path):
     """``make book DATASET=folder``: the profile's forget class (e.g. Shirt) is not in the
-    folder, so the chapters are given the folder's first class instead of failing."""
+    folder, so the chapters forget the folder's first class instead of failing, by the
+    profile's one policy; the book runner says which."""
     import numpy as np
     from PIL import Image
     for c in ("cat", "dog"):
@@ -250,13 +253,15 @@ def test_another_data_set_gets_a_forget_class_it_has(tmp_path):
             Image.fromarray(np.full((8, 8), 30 * i, np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
     nb = tmp_path / "00_forget.py"
     nb.write_text('# %% tags=["parameters"]\nprofile = "default"\ndataset = None\nforget_class = None\n\n'
-                  '# %%\nprint("forgetting", forget_class)\n')
+                  '# %%\nfrom megu_lib.profile import load_config, load_data\n'
+                  'cfg = load_config(profile, dataset=dataset)\n'
+                  'print("forgetting", cfg.forget_class(load_data(cfg), forget_class)[0])\n')
     out = tmp_path / "executed"
     notes = []
     book.execute_notebooks([nb], out, "smoke", dataset=str(tmp_path / "imgs"), log=notes.append)
     executed = nbformat.read(out / "00_forget.ipynb", as_version=4)
     assert "forgetting cat" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
-    assert any("'Shirt' is not a class" in n for n in notes)
+    assert any("'Shirt' is not a class" in n and "forget 'cat'" in n for n in notes)
 
 
 def test_markdown_cells_are_comments_throughout():

@@ -9,6 +9,8 @@ import yaml
 
 from megu_lib import MeguError
 from megu_lib import experiments as ex
+from megu_lib import profile as pf
+from megu_lib import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,13 +29,13 @@ def _write(tmp_path, **changes):
 
 
 def test_profiles_in_params_are_valid():
-    for name in ex.available_profiles():
-        cfg = ex.load_config(name)
+    for name in pf.available_profiles():
+        cfg = pf.load_config(name)
         assert cfg.name == name and "retrain" in cfg.methods
 
 
 def test_runner_records_resume_and_tables(tmp_path):
-    cfg = ex.load_config(_write(tmp_path))
+    cfg = pf.load_config(_write(tmp_path))
     out = tmp_path / "res"
     records = ex.run_experiments(cfg, out_dir=out, cache=tmp_path / "cache", log=lambda m: None)
     files = sorted(records.glob("*.json"))
@@ -52,7 +54,7 @@ def test_runner_records_resume_and_tables(tmp_path):
     assert all(f.stat().st_mtime_ns == t for f, t in mtimes.items())
     assert len(list(records.glob("*.json"))) == len(files)
     df = ex.load_records(out)
-    table = ex.summary_table(df, "class")
+    table = tables.results_table(df, "class", tables.all_methods(df))
     assert list(table.index) == ["original", "retrain", "megu_no_noise"]
     assert set(table.columns.get_level_values(0)) >= {"retain_acc", "forget_acc", "test_acc", "mia", "seconds", "gap"}
     assert table.loc["retrain", ("gap", "mean")] == 0
@@ -60,10 +62,9 @@ def test_runner_records_resume_and_tables(tmp_path):
     two = df[df.method == "retrain"].sort_values("seed")
     assert two.test_acc.iloc[0] != two.test_acc.iloc[1]
     assert abs(two.test_acc.iloc[0] - two.test_acc.iloc[1]) < 20
-    assert ex.best_per_column(table)["gap"] == "megu_no_noise"
-    from megu_lib import report
-    assert report.style_table(table).to_html()
-    col = ex.collateral_table(df, "class:Trouser")
+    assert tables.best_per_column(table)["gap"] == "megu_no_noise"
+    assert tables.style_table(table).to_html()
+    col = tables.per_class_change(df, "class:Trouser")
     assert "Trouser" not in col.columns and (col.loc["original"] == 0).all()
 
 
@@ -72,7 +73,7 @@ def test_runner_records_resume_and_tables(tmp_path):
     (dict(scenarios={"sideways": {"forget": ["Shirt"]}}), "unknown scenario 'sideways'"),
     (dict(seeds=[0, "one"]), "seeds must be a list of integers"),
     (dict(seeds=[1.5]), "seeds must be a list of integers"),
-    (dict(hp={"megu": {"warp": 3}}), "unknown hyperparameter"),
+    (dict(hp={"megu": {"warp": 3}}), r"hp.megu has no hyperparameter\(s\) \['warp'\]"),
     (dict(judge="oracle"), "unknown judge"),
     (dict(model={"arch": "alexnet"}), "unknown model"),
     (dict(methods=["finetune"]), "must include 'retrain'"),
@@ -80,7 +81,7 @@ def test_runner_records_resume_and_tables(tmp_path):
 ])
 def test_bad_configs(tmp_path, changes, match):
     with pytest.raises(MeguError, match=match):
-        ex.load_config(_write(tmp_path, **changes))
+        pf.load_config(_write(tmp_path, **changes))
 
 
 def test_missing_key_and_malformed_yaml(tmp_path):
@@ -89,16 +90,16 @@ def test_missing_key_and_malformed_yaml(tmp_path):
     p = tmp_path / "m.yaml"
     p.write_text(yaml.safe_dump(cfg))
     with pytest.raises(MeguError, match=r"m.yaml: missing key 'methods'"):
-        ex.load_config(p)
+        pf.load_config(p)
     p.write_text("dataset: [unclosed\n")
     with pytest.raises(MeguError, match="malformed YAML"):
-        ex.load_config(p)
+        pf.load_config(p)
     with pytest.raises(MeguError, match="unknown profile 'nope'"):
-        ex.load_config("nope")
+        pf.load_config("nope")
 
 
 def test_forget_target_absent_fails_before_training(tmp_path):
-    cfg = ex.load_config(_write(tmp_path, scenarios={"class": {"forget": ["Hat"]}}))
+    cfg = pf.load_config(_write(tmp_path, scenarios={"class": {"forget": ["Hat"]}}))
     with pytest.raises(MeguError, match="Hat"):
         ex.run_experiments(cfg, out_dir=tmp_path / "res", cache=tmp_path / "cache", log=lambda m: None)
     assert not list((tmp_path / "cache").rglob("*.pt"))

@@ -33,6 +33,7 @@ import yaml
 import megu_lib as ml
 from megu_lib import MeguError
 from megu_lib import experiments as ex
+from megu_lib import profile as pf
 from megu_lib.__main__ import main as cli_main
 from megu_lib.methods import get_method, list_methods
 
@@ -162,7 +163,7 @@ BAD_CALLS = [
     ("unlearn-unknown-hp", lambda t: ml.unlearn("unsir", t.model, t.data, t.request, noise=3), "no hyperparameter"),
     ("unlearn-seed-str", lambda t: ml.unlearn("finetune", t.model, t.data, t.request, seed="a"), "seed must be an int"),
     ("unlearn-unsir-noise-lr-nan", lambda t: ml.unlearn("unsir", t.model, t.data, t.request, noise_lr=NAN),
-     "noise lr must be a positive number"),
+     "unsir: noise_lr must be a positive number, got nan"),
     ("unlearn-unsir-epochs-negative", lambda t: ml.unlearn("unsir", t.model, t.data, t.request, impair_epochs=-1),
      "impair_epochs must be a positive number"),
     ("unlearn-megu-lr-negative", lambda t: ml.unlearn("megu_no_T", t.model, t.data, t.request, lr=-1),
@@ -170,7 +171,7 @@ BAD_CALLS = [
     ("unlearn-megu-epochs-nan", lambda t: ml.unlearn("megu", t.model, t.data, t.request, judge="uniform", epochs=NAN),
      "epochs must be a positive number"),
     ("unlearn-megu-noise-eps-nan", lambda t: ml.unlearn("megu", t.model, t.data, t.request, judge="uniform",
-                                                       noise_eps=NAN), "noise eps must be a positive number or None"),
+                                                       noise_eps=NAN), r"megu: noise_eps must be a positive number or null \(None\), got nan"),
     ("unlearn-retrain-bad-schedule", lambda t: ml.unlearn("retrain", t.model, t.data, t.request, train="turbo"),
      "unknown training preset"),
     # evaluation
@@ -185,7 +186,7 @@ BAD_CALLS = [
 def test_bad_input_to_public_functions(call, match, t, monkeypatch):
     before = state(t.model)
     started = []
-    monkeypatch.setattr("megu_lib.trained.train_model", lambda *a, **k: started.append(1))
+    monkeypatch.setattr("megu_lib.checkpoints.train_model", lambda *a, **k: started.append(1))
     with pytest.raises(MeguError, match=match) as err:
         call(t)
     one_line(err)
@@ -226,7 +227,7 @@ def test_image_folder_bad_and_odd_inputs(tmp_path):
 # --------------------------------------------------------------------------- 1b. cache directories and files
 def test_unwritable_cache_fails_before_training(t, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr("megu_lib.trained.train_model", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr("megu_lib.checkpoints.train_model", lambda *a, **k: calls.append(1))
     # a file where the cache directory should be
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("x")
@@ -262,7 +263,7 @@ def test_empty_env_dirs_are_unset(tmp_path, monkeypatch):
     monkeypatch.setenv("MEGU_CACHE_DIR", "")
     monkeypatch.setenv("MEGU_RESULTS_DIR", "")
     assert ml.Cache().root == tmp_path / "home" / ".cache" / "megu_lib"  # not the working directory
-    assert ex.results_dir() == ROOT / "results"
+    assert pf.results_dir() == ROOT / "results"
     for value, enabled in (("1", False), ("yes", False), ("0", True), ("false", True), ("", True)):
         monkeypatch.setenv("MEGU_NO_CACHE", value)
         assert ml.Cache(tmp_path).enabled is enabled, value
@@ -300,8 +301,8 @@ BAD_PROFILES = [
     ("eval-not-mapping", dict(eval="fast"), "eval must be a mapping"),
     ("eval-max-retain-negative", dict(eval={"max_retain": -1}), "max_retain must be a positive int"),
     ("notebook-not-mapping", dict(notebook="Shirt"), "notebook must be a mapping"),
-    ("hp-nan", dict(hp={"unsir": {"impair_lr": float("nan")}}), r"hp.unsir.impair_lr must be a finite number >= 0, got nan"),
-    ("hp-negative", dict(hp={"unsir": {"noise_steps": -5}}), "hp.unsir.noise_steps must be a finite number >= 0"),
+    ("hp-nan", dict(hp={"unsir": {"impair_lr": float("nan")}}), "hp.unsir.impair_lr must be a positive number, got nan"),
+    ("hp-negative", dict(hp={"unsir": {"noise_steps": -5}}), "hp.unsir.noise_steps must be an int >= 1, got -5"),
     ("hp-wrong-type", dict(hp={"finetune": {"augment": "yes"}}), "hp.finetune.augment must be true or false"),
     ("hp-not-mapping", dict(hp=["unsir"]), "hp must map a method"),
     ("methods-repeat", dict(methods=["retrain", "unsir", "retrain"]), "methods repeat"),
@@ -316,7 +317,7 @@ BAD_PROFILES = [
 @pytest.mark.parametrize("changes,match", [c[1:] for c in BAD_PROFILES], ids=[c[0] for c in BAD_PROFILES])
 def test_bad_profiles(changes, match, tmp_path):
     with pytest.raises(MeguError, match=match) as err:
-        ex.load_config(write_profile(tmp_path, **changes))
+        pf.load_config(write_profile(tmp_path, **changes))
     assert one_line(err).startswith("robust.yaml: ")
 
 
@@ -326,16 +327,16 @@ def test_profile_file_not_a_mapping(text, match, tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text(text)
     with pytest.raises(MeguError, match=match) as err:
-        ex.load_config(p)
+        pf.load_config(p)
     one_line(err)
 
 
 @pytest.mark.parametrize("scenarios,match", [({"random": {"forget": [1.5]}}, r"fraction must be in \(0, 1\)"),
-                                             ({"class": {"forget": ["Hat"]}}, "'Hat' is not in the data set")])
+                                             ({"class": {"forget": ["Hat"]}}, "scenarios.class.forget: 'Hat' is not a class of .*its classes: T-shirt")])
 def test_profile_targets_fail_before_training(scenarios, match, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr("megu_lib.trained.train_model", lambda *a, **k: calls.append(1))
-    cfg = ex.load_config(write_profile(tmp_path, scenarios=scenarios))
+    monkeypatch.setattr("megu_lib.checkpoints.train_model", lambda *a, **k: calls.append(1))
+    cfg = pf.load_config(write_profile(tmp_path, scenarios=scenarios))
     with pytest.raises(MeguError, match=match):
         ex.run_experiments(cfg, out_dir=tmp_path / "res", cache=tmp_path / "cache", log=lambda m: None)
     assert not calls and not (tmp_path / "cache").exists()
@@ -356,9 +357,9 @@ def test_damaged_record_is_made_again_not_trusted(tmp_path, clean_runs, monkeypa
     kept = {f.name: f.stat().st_mtime_ns for f in records.glob("*.json") if f.name not in (retrain, original)}
     assert len(ex.load_records(out)) == 1  # damaged records are skipped, not half-read
     calls = []
-    monkeypatch.setattr("megu_lib.trained.train_model", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr("megu_lib.checkpoints.train_model", lambda *a, **k: calls.append(1))
     logs = []
-    ex.run_experiments(ex.load_config(clean_runs.profile), out_dir=out, cache=cache, log=logs.append)
+    ex.run_experiments(pf.load_config(clean_runs.profile), out_dir=out, cache=cache, log=logs.append)
     assert "2 runs, 1 already recorded, 1 to do" in logs[0] and not calls
     again = _records(records)
     assert again.keys() == clean_runs.records[0].keys()
@@ -378,7 +379,7 @@ def _cli(argv, capsys):
 
 def test_cli_bad_input_exit_2_one_line(tmp_path, capsys, monkeypatch):
     calls = []
-    monkeypatch.setattr("megu_lib.trained.train_model", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr("megu_lib.checkpoints.train_model", lambda *a, **k: calls.append(1))
     good = write_profile(tmp_path / "good")
     nan_hp = write_profile(tmp_path / "nan", hp={"unsir": {"noise_lr": float("nan")}})
     a_file = tmp_path / "a_file"
@@ -386,7 +387,7 @@ def test_cli_bad_input_exit_2_one_line(tmp_path, capsys, monkeypatch):
     (tmp_path / "no_records").mkdir()
     cases = [
         (["run", "no-such-profile"], "unknown profile 'no-such-profile'"),
-        (["run", str(nan_hp)], "hp.unsir.noise_lr must be a finite number"),
+        (["run", str(nan_hp)], "hp.unsir.noise_lr must be a positive number, got nan"),
         (["run", str(good), "--device", "tpu"], "device must be"),
         (["run", str(good), "--dataset", str(tmp_path / "nowhere")], "unknown data set"),
         (["run", str(good), "--dataset", ""], "dataset must be a name"),
@@ -413,7 +414,7 @@ def test_cli_in_a_real_process_no_traceback(tmp_path):
                          cwd=tmp_path, env=env, timeout=120)
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip().splitlines() == [
-        "error: robust.yaml: hp.unsir.impair_epochs must be a finite number >= 0, got -1"]
+        "error: robust.yaml: hp.unsir.impair_epochs must be a positive number, got -1"]
     assert not (tmp_path / "c").exists() and not (tmp_path / "r").exists()
 
 
@@ -436,7 +437,7 @@ def test_book_bad_parameters_leave_the_book_alone(tmp_path, capsys):
         (dict(profile=12), "unknown profile"),
         (dict(dataset=str(tmp_path / "nowhere")), "unknown data set"),
         (dict(dataset=7), "dataset must be a name"),
-        (dict(profile=str(bad_forget)), r"notebook.forget_class: forget class 'Hat' is not in the data set"),
+        (dict(profile=str(bad_forget)), r"robust.yaml: notebook.forget_class: 'Hat' is not a class of .*; its classes: T-shirt/top"),
         (dict(kernel="no-such-kernel"), "no Jupyter kernel 'no-such-kernel'"),
         (dict(out_dir=a_file), "is a file"),
     ]
@@ -460,7 +461,7 @@ import os, signal, sys, types
 import torch
 torch.set_num_threads(int(os.environ["ROBUST_THREADS"]))
 import megu_lib.noise as noise
-import megu_lib.trained as trained
+import megu_lib.checkpoints as trained
 
 mode = os.environ.get("ROBUST_KILL", "")
 events = open(os.environ["ROBUST_EVENTS"], "a", buffering=1)
@@ -527,7 +528,7 @@ def _comparable(rec):
     """A record without what may differ between identical runs: timings, timestamps, environment."""
     if isinstance(rec, dict):
         return {k: _comparable(v) for k, v in rec.items()
-                if k not in ("finished", "environment") and "seconds" not in k}
+                if k not in ("finished", "environment", "timing") and "seconds" not in k}
     if isinstance(rec, list):
         return [_comparable(v) for v in rec]
     return rec
@@ -542,7 +543,7 @@ def clean_runs(tmp_path_factory):
     """The tiny profile run twice, uninterrupted, each with its own empty cache."""
     base = tmp_path_factory.mktemp("clean")
     profile = write_profile(base)
-    cfg = ex.load_config(profile)
+    cfg = pf.load_config(profile)
     dirs = [(base / f"res{i}", base / f"cache{i}") for i in range(2)]
     records = [_records(ex.run_experiments(cfg, out_dir=res, cache=cache, log=lambda m: None)) for res, cache in dirs]
     return types.SimpleNamespace(profile=profile, dirs=dirs, records=records)
@@ -568,7 +569,7 @@ CUDA_TOLERANCE_POINTS = 1.0
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
 def test_determinism_cuda_within_tolerance(tmp_path):
     """Two CUDA runs of one profile and seed: every metric within CUDA_TOLERANCE_POINTS."""
-    cfg = ex.load_config(write_profile(tmp_path, device="cuda"))
+    cfg = pf.load_config(write_profile(tmp_path, device="cuda"))
     runs = [_records(ex.run_experiments(cfg, out_dir=tmp_path / f"res{i}", cache=tmp_path / f"cache{i}",
                                         log=lambda m: None)) for i in range(2)]
     a, b = runs

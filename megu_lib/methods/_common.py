@@ -1,64 +1,14 @@
-"""Helpers the baseline unlearning methods share: hyperparameter checks, the
-fine-tuning schedule, frozen teachers, random labels and masked losses.
+"""Helpers the baseline unlearning methods share: the fine-tuning schedule, frozen teachers, random labels and masked losses.
 
 Not a method (it registers nothing); the method files import it.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from ..errors import check
 from ..models import clone_model
 from ..training import TrainConfig, predict_logits, progress_bar, to_float_images, train_config
-
-
-# --------------------------------------------------------------------------- checks
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def check_range(method: str, name: str, value, lo: float | None = None, hi: float | None = None, *,
-                lo_open: bool = False, hi_open: bool = False) -> None:
-    """``value`` must be a finite number in the interval given by ``lo``/``hi``."""
-    ok = _is_number(value)
-    if ok and lo is not None:
-        ok = value > lo if lo_open else value >= lo
-    if ok and hi is not None:
-        ok = value < hi if hi_open else value <= hi
-    if lo is not None and hi is not None:
-        want = f"a number in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-    elif lo is not None:
-        want = f"a number {'>' if lo_open else '>='} {lo:g}"
-    elif hi is not None:
-        want = f"a number {'<' if hi_open else '<='} {hi:g}"
-    else:
-        want = "a finite number"
-    check(ok, f"{method}: {name} must be {want}, got {value!r}")
-
-
-def check_positive(method: str, name: str, value) -> None:
-    check_range(method, name, value, 0, None, lo_open=True)
-
-
-def check_int(method: str, name: str, value, lo: int = 1) -> None:
-    check(isinstance(value, int) and not isinstance(value, bool) and value >= lo,
-          f"{method}: {name} must be an int >= {lo}, got {value!r}")
-
-
-def check_flag(method: str, name: str, value) -> None:
-    check(isinstance(value, bool), f"{method}: {name} must be True or False, got {value!r}")
-
-
-def check_schedule(method: str, epochs, lr, batch_size, augment=None) -> None:
-    """The knobs every fine-tuning method exposes."""
-    check_positive(method, "epochs", epochs)
-    check_positive(method, "lr", lr)
-    check_int(method, "batch_size", batch_size)
-    if augment is not None:
-        check_flag(method, "augment", augment)
 
 
 # --------------------------------------------------------------------------- schedule

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from . import register
-from ._common import (check_positive, check_range, check_schedule, frozen_copy, kl_per_sample, live_logits, schedule,
-                      seeded_subset, teacher_logits)
+from ._common import frozen_copy, kl_per_sample, live_logits, schedule, seeded_subset, teacher_logits
+from .. import hparams as hp
 from ..models import build_model
 from ..training import train_model
 
@@ -14,8 +14,10 @@ from ..training import train_model
           source="Chundawat et al. 2023 (AAAI), 'Can bad teaching induce forgetting?' "
                  "(vikram2000b/bad-teaching-unlearning; as run in the SSD benchmark, forget_*_strategies.blindspot)")
 def bad_teacher(model, data, request, *, device, progress, seed, cache,
-                epochs: float = 1, lr: float = 1e-4, batch_size: int = 256, temperature: float = 1.0,
-                retain_fraction: float = 0.3, augment: bool = False):
+                epochs=hp.epochs(1), lr=hp.lr(1e-4, 1e-5, 1e-2), batch_size=hp.batch_size(256),
+                temperature=hp.positive(1.0, search=hp.one_of(1.0, 2.0, 4.0)),
+                retain_fraction=hp.fraction(0.3, lo_open=True, search=hp.linear_range(0.1, 1.0)),
+                augment=hp.flag(False)):
     """The student (the model) minimises KL(teacher || student) of temperature-softened
     outputs, where the teacher is the frozen original on retain samples and a randomly
     initialised network of the same configuration (seeded by ``seed``) on forget samples.
@@ -25,9 +27,6 @@ def bad_teacher(model, data, request, *, device, progress, seed, cache,
     benchmark's ``blindspot``): 1 epoch of Adam at lr 1e-4, batch 256, temperature 1,
     30% of the retain set; the SSD benchmark feeds un-augmented images.
     """
-    check_schedule("bad_teacher", epochs, lr, batch_size, augment)
-    check_positive("bad_teacher", "temperature", temperature)
-    check_range("bad_teacher", "retain_fraction", retain_fraction, 0, 1, lo_open=True)
     xr, yr = request.retain_data(data)
     xf, yf = request.forget_data(data)
     keep = seeded_subset(len(xr), max(1, round(retain_fraction * len(xr))), seed)

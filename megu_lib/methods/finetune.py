@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from . import register
-from ._common import check_schedule, schedule
+from ._common import schedule
+from .. import hparams as hp
 from ..training import train_model
 
 
@@ -10,7 +11,7 @@ from ..training import train_model
           source="SSD benchmark baseline (Foster et al. 2024, AAAI; if-loops/selective-synaptic-dampening, "
                  "forget_*_strategies.finetune)")
 def finetune(model, data, request, *, device, progress, seed, cache,
-             epochs: float = 5, lr: float = 0.02, batch_size: int = 64, augment: bool = False):
+             epochs=hp.epochs(5), lr=hp.lr(0.02, 1e-4, 0.1), batch_size=hp.batch_size(64), augment=hp.flag(False)):
     """Fine-tune on the retain set with cross-entropy.
 
     Defaults follow the SSD benchmark code (``finetune`` in if-loops/selective-synaptic-dampening):
@@ -19,7 +20,6 @@ def finetune(model, data, request, *, device, progress, seed, cache,
     images (the benchmark's ``unlearning=True`` transforms). ``epochs`` may be fractional:
     0.2 visits a random fifth of the retain set.
     """
-    check_schedule("finetune", epochs, lr, batch_size, augment)
     x, y = request.retain_data(data)
     cfg = schedule(model, data, epochs=epochs, lr=lr, batch_size=batch_size, augment=augment)
     train_model(model, x, y, cfg, seed=seed, device=device, progress=progress, desc="finetune")

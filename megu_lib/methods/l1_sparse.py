@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from . import register
-from ._common import check_range, check_schedule, schedule
+from ._common import schedule
+from .. import hparams as hp
 from ..training import train_model
 
 
@@ -15,8 +16,8 @@ from ..training import train_model
           source="Jia et al. 2023 (NeurIPS), 'Model Sparsity Can Simplify Machine Unlearning' "
                  "(OPTML-Group/Unlearn-Sparse, unlearn/FT.py: FT_l1 / FT_prune)")
 def l1_sparse(model, data, request, *, device, progress, seed, cache,
-              gamma: float = 5e-4, epochs: float = 10, lr: float = 0.01, batch_size: int = 256,
-              augment: bool = True):
+              gamma=hp.Float(5e-4, 0, search=hp.log_range(1e-5, 1e-3)), epochs=hp.epochs(10), lr=hp.lr(0.01, 1e-4, 0.1),
+              batch_size=hp.batch_size(256), augment=hp.flag(True)):
     """Fine-tune on the retain set minimising ``CE + gamma_e * sum |w|`` over all
     parameters, with ``gamma_e = gamma * (1 - e / epochs)`` in epoch ``e = 0, 1, ...``
     (the reference decays it once per epoch).
@@ -26,8 +27,6 @@ def l1_sparse(model, data, request, *, device, progress, seed, cache,
     136 lie beyond), momentum 0.9, weight decay 5e-4, batch 256, the training
     augmentation.
     """
-    check_range("l1_sparse", "gamma", gamma, 0)
-    check_schedule("l1_sparse", epochs, lr, batch_size, augment)
     x, y = request.retain_data(data)
     params = [p for p in model.parameters() if p.requires_grad]
     steps_per_epoch = max(1, math.ceil(len(x) / batch_size))  # as train_model counts them

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from . import register
-from ._common import check_int, check_range, check_schedule, masked_mean, schedule
+from ._common import masked_mean, schedule
+from .. import hparams as hp
 from ..training import train_model
 
 
@@ -32,8 +33,9 @@ def paired_batches(n_retain: int, n_forget: int, retain_batch: int, forget_batch
           source="Kurmanji et al. 2023 (NeurIPS), 'Towards Unbounded Machine Unlearning' (meghdadk/SCRUB, "
                  "MIA_experiments.ipynb and small_scale_unlearning.ipynb: negative_grad / run_neggrad_epoch)")
 def neggrad(model, data, request, *, device, progress, seed, cache,
-            alpha: float = 0.9999, epochs: float = 5, lr: float = 0.01, batch_size: int = 32,
-            forget_batch_size: int = 16, anchor: float = 5e-4, augment: bool = False):
+            alpha=hp.fraction(0.9999, search=hp.one_of(0.9, 0.95, 0.99, 0.999, 0.9999)), epochs=hp.epochs(5),
+            lr=hp.lr(0.01, 1e-4, 0.1), batch_size=hp.batch_size(32), forget_batch_size=hp.batch_size(16),
+            anchor=hp.Float(5e-4, 0, search=hp.log_range(1e-5, 1e-2)), augment=hp.flag(False)):
     """Gradient descent on the retain set and ascent on the forget set, in one loss:
     ``alpha * (CE(retain) + anchor/2 * ||w - w0||^2) - (1 - alpha) * CE(forget)``, where
     ``w0`` are the original weights.
@@ -48,10 +50,6 @@ def neggrad(model, data, request, *, device, progress, seed, cache,
     the ascent term only bites once the forget loss is large, so lower ``alpha`` for
     stronger forgetting.
     """
-    check_range("neggrad", "alpha", alpha, 0, 1)
-    check_schedule("neggrad", epochs, lr, batch_size, augment)
-    check_int("neggrad", "forget_batch_size", forget_batch_size)
-    check_range("neggrad", "anchor", anchor, 0)
     xr, yr = request.retain_data(data)
     xf, yf = request.forget_data(data)
     x, y = torch.cat([xr, xf]), torch.cat([yr, yf])

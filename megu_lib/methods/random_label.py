@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 
 from . import register
-from ._common import check_schedule, random_wrong_labels, schedule
+from ._common import random_wrong_labels, schedule
+from .. import hparams as hp
 from ..training import train_model
 
 
@@ -12,7 +13,8 @@ from ..training import train_model
           source="Graves et al. 2021 (AAAI), amnesiac unlearning; defaults from the SSD benchmark "
                  "(if-loops/selective-synaptic-dampening, forget_*_strategies.amnesiac)")
 def random_label(model, data, request, *, device, progress, seed, cache,
-                 epochs: float = 3, lr: float = 1e-4, batch_size: int = 128, augment: bool = False):
+                 epochs=hp.epochs(3), lr=hp.lr(1e-4, 1e-5, 1e-2), batch_size=hp.batch_size(128),
+                 augment=hp.flag(False)):
     """Each forget sample gets one random wrong label (drawn once, seeded); the model is
     then trained on forget ∪ retain, shuffled together, with cross-entropy.
 
@@ -22,7 +24,6 @@ def random_label(model, data, request, *, device, progress, seed, cache,
     the superclass). Defaults from the SSD benchmark's ``amnesiac``: 3 epochs of Adam at
     lr 1e-4 (no weight decay), batch 128, un-augmented images.
     """
-    check_schedule("random_label", epochs, lr, batch_size, augment)
     xr, yr = request.retain_data(data)
     xf, yf = request.forget_data(data)
     n_classes = request.num_classes(data)

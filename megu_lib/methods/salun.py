@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from . import register
-from ._common import batch_ce_gradients, check_range, check_schedule, schedule
+from ._common import batch_ce_gradients, schedule
+from .. import hparams as hp
 from ..training import train_model
 
 
@@ -33,8 +34,9 @@ def saliency_mask(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rati
           source="Fan et al. 2024 (ICLR), 'SalUn: Empowering Machine Unlearning via Gradient-based Weight "
                  "Saliency' (OPTML-Group/Unlearn-Saliency, Classification/generate_mask.py and unlearn/RL.py)")
 def salun(model, data, request, *, device, progress, seed, cache,
-          mask_ratio: float = 0.5, epochs: float = 10, lr: float = 0.013, batch_size: int = 256,
-          weight_decay: float = 5e-4, augment: bool = True):
+          mask_ratio=hp.fraction(0.5, lo_open=True, search=hp.one_of(0.1, 0.3, 0.5, 0.7, 0.9)), epochs=hp.epochs(10),
+          lr=hp.lr(0.013, 1e-4, 0.1), batch_size=hp.batch_size(256), weight_decay=hp.Float(5e-4, 0),
+          augment=hp.flag(True)):
     """SalUn for classification.
 
     1. Saliency mask (:func:`saliency_mask`): the top ``mask_ratio`` of the weights by
@@ -49,9 +51,6 @@ def salun(model, data, request, *, device, progress, seed, cache,
     epochs, SGD lr 0.013 (constant: its decay milestones 91, 136 lie beyond), momentum
     0.9, weight decay 5e-4, batch 256, the training augmentation.
     """
-    check_range("salun", "mask_ratio", mask_ratio, 0, 1, lo_open=True)
-    check_schedule("salun", epochs, lr, batch_size, augment)
-    check_range("salun", "weight_decay", weight_decay, 0)
     xr, yr = request.retain_data(data)
     xf, yf = request.forget_data(data)
     mask = saliency_mask(model, xf, yf, mask_ratio, batch_size=batch_size, device=device, progress=progress)

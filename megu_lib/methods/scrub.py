@@ -6,8 +6,8 @@ import math
 import torch.nn.functional as F
 
 from . import register
-from ._common import (check_int, check_positive, check_range, check_schedule, frozen_copy, kl_per_sample,
-                      live_logits, schedule, teacher_logits)
+from ._common import frozen_copy, kl_per_sample, live_logits, schedule, teacher_logits
+from .. import hparams as hp
 from ..training import train_model
 
 
@@ -16,9 +16,10 @@ from ..training import train_model
           source="Kurmanji et al. 2023 (NeurIPS), 'Towards Unbounded Machine Unlearning' "
                  "(meghdadk/SCRUB, large_scale_unlearning.ipynb and thirdparty/repdistiller/helper/loops.py)")
 def scrub(model, data, request, *, device, progress, seed, cache,
-          epochs: float = 3, msteps: int = 2, lr: float = 5e-4, temperature: float = 4.0,
-          alpha: float = 0.001, gamma: float = 0.99, batch_size: int = 256, forget_batch_size: int = 512,
-          augment: bool = False):
+          epochs=hp.epochs(3), msteps=hp.Int(2, lo=0, search=hp.one_of(1, 2, 3)), lr=hp.lr(5e-4, 1e-5, 1e-2),
+          temperature=hp.positive(4.0, search=hp.one_of(1.0, 2.0, 4.0)),
+          alpha=hp.Float(0.001, 0, search=hp.log_range(1e-4, 1.0)), gamma=hp.Float(0.99, 0, search=hp.one_of(0.5, 0.99)),
+          batch_size=hp.batch_size(256), forget_batch_size=hp.batch_size(512), augment=hp.flag(False)):
     """SCRUB with the frozen original as teacher and the model as student.
 
     Each epoch is a max-step pass over the forget set (only in the first ``msteps``
@@ -33,12 +34,6 @@ def scrub(model, data, request, *, device, progress, seed, cache,
     and ``alpha`` 0.001 (the KL weight; the paper's notation), retain batches of 256 and
     forget batches of 512 (its loaders), no augmentation.
     """
-    check_schedule("scrub", epochs, lr, batch_size, augment)
-    check_int("scrub", "msteps", msteps, lo=0)
-    check_positive("scrub", "temperature", temperature)
-    check_range("scrub", "alpha", alpha, 0)
-    check_range("scrub", "gamma", gamma, 0)
-    check_int("scrub", "forget_batch_size", forget_batch_size)
     xr, yr = request.retain_data(data)
     xf, yf = request.forget_data(data)
     xr, yr, xf, yf = xr.to(device), yr.to(device), xf.to(device), yf.to(device)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from . import register
-from ._common import batch_ce_gradients, check_int, check_positive, check_range, seeded_subset
-from ..errors import check
+from ._common import batch_ce_gradients, seeded_subset
+from .. import hparams as hp
 
 IMPORTANCE_SETS = ("train", "retain")
 
@@ -31,8 +31,9 @@ def importances(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, bat
           source="Foster et al. 2024 (AAAI), 'Fast Machine Unlearning Without Retraining Through Selective "
                  "Synaptic Dampening' (if-loops/selective-synaptic-dampening, ssd.py)")
 def ssd(model, data, request, *, device, progress, seed, cache,
-        alpha: float = 10.0, lam: float = 1.0, batch_size: int = 64, importance_on: str = "train",
-        importance_fraction: float = 1.0):
+        alpha=hp.positive(10.0, search=hp.log_range(1.0, 100.0)), lam=hp.positive(1.0, search=hp.log_range(0.1, 10.0)),
+        batch_size=hp.batch_size(64), importance_on=hp.Choice("train", IMPORTANCE_SETS),
+        importance_fraction=hp.fraction(1.0, lo_open=True)):
     """Selective Synaptic Dampening, retraining-free.
 
     Importances ``[]_D`` (on the whole training set, or the retain set with
@@ -59,12 +60,6 @@ def ssd(model, data, request, *, device, progress, seed, cache,
     an UnboundLocalError). With very few forget samples (one partial batch) the forget
     importance is a single noisy draw and can select many parameters.
     """
-    check_positive("ssd", "alpha", alpha)
-    check_positive("ssd", "lam", lam)
-    check_int("ssd", "batch_size", batch_size)
-    check(importance_on in IMPORTANCE_SETS,
-          f"ssd: importance_on must be one of {', '.join(IMPORTANCE_SETS)}, got {importance_on!r}")
-    check_range("ssd", "importance_fraction", importance_fraction, 0, 1, lo_open=True)
     y_all = request.train_labels(data)
     idx = torch.arange(len(y_all)) if importance_on == "train" else request.retain_idx
     if importance_fraction < 1:

@@ -13,29 +13,29 @@ ours.
 """
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.nn.functional as F
 
-from . import register
-from ..noise import check_noise_hp, noise_bank, stack_bank
-from ..errors import check
+from . import MethodOutput, TimedPart, register
+from .. import hparams as hp
+from ..noise import PARAMS as NOISE, noise_bank, stack_bank
 from ..training import train_config, train_model
-import time
 
 
 @register("unsir", summary="impair on error-maximising noise + retain subsample, then repair on retain",
           source="Tarun et al. 2023 (TNNLS), github.com/vikram2000b/Fast-Machine-Unlearning")
 def unsir(model, data, request, *, device, progress, seed, cache,
-          noise_steps: int = 30, noise_lr: float = 0.1, noise_lambda: float = 0.1, noise_per_class: int = 64,
-          retain_per_class: int = 500, impair_lr: float = 0.02, repair_lr: float = 0.01,
-          impair_epochs: float = 1.0, repair_epochs: float = 1.0, batch_size: int = 256):
+          noise_steps=NOISE["steps"], noise_lr=NOISE["lr"], noise_lambda=NOISE["lam"],
+          noise_per_class=NOISE["bank"].replace(default=64, search=hp.one_of(64, 256, 1024)),
+          retain_per_class=hp.Int(500, 1, search=hp.one_of(100, 500, 1000)), impair_lr=hp.lr(0.02, 1e-4, 0.1),
+          repair_lr=hp.lr(0.01, 1e-4, 0.1), impair_epochs=hp.epochs(1.0, 0.5, 3), repair_epochs=hp.epochs(1.0, 0.5, 3),
+          batch_size=hp.batch_size(256)):
     """``noise_per_class``: noise samples per forget class (the noise bank);
-    ``retain_per_class``: retain samples per class in the impair and repair sets."""
-    check_noise_hp(noise_steps, noise_lr, noise_lambda, noise_per_class)
-    for name, v in (("impair_lr", impair_lr), ("repair_lr", repair_lr), ("impair_epochs", impair_epochs),
-                    ("repair_epochs", repair_epochs)):
-        check(isinstance(v, (int, float)) and v > 0 and v == v, f"unsir: {name} must be a positive number, got {v!r}")
-    check(isinstance(retain_per_class, int) and retain_per_class >= 1, f"unsir: retain_per_class must be an int >= 1, got {retain_per_class!r}")
+    ``retain_per_class``: retain samples per class in the impair and repair sets.
+
+    Time: the noises' recorded optimisation time counts, also when they come from the cache."""
     labels = request.train_labels(data)
     k = request.num_classes(data)
     yf = labels[request.forget_idx]
@@ -86,5 +86,5 @@ def unsir(model, data, request, *, device, progress, seed, cache,
     train_model(model, data.train_x, labels, cfg.replace(epochs=repair_epochs, lr=repair_lr),
                 sampler=lambda e, gen: retain_sub.to(gen.device)[torch.randperm(len(retain_sub), device=gen.device, generator=gen)],
                 seed=seed + 1, device=device, progress=progress, desc="unsir repair")
-    return {"noise_seconds": noise_seconds, "extra_seconds": max(0.0, noise_seconds - noise_wall),
-            "n_impair": len(impair_idx), "n_repair": len(retain_sub)}
+    return MethodOutput(details={"n_impair": len(impair_idx), "n_repair": len(retain_sub)},
+                        parts=(TimedPart("noises", wall=noise_wall, recorded=noise_seconds, counted=True),))

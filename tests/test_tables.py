@@ -1,4 +1,4 @@
-"""megu_lib.report: the tables, sentences, figures and verdicts of the chapters on experiments,
+"""megu_lib.tables, claims and the records figures: the tables, sentences, figures and verdicts of the chapters on experiments,
 ablations and claims — on synthetic records (fast), and once on a tiny real run."""
 import json
 import warnings
@@ -13,7 +13,9 @@ import yaml
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from megu_lib import MeguError, report  # noqa: E402
+from megu_lib import MeguError, plotting, tables, tuning  # noqa: E402
+from megu_lib import claims as cl  # noqa: E402
+from megu_lib import profile as pf  # noqa: E402
 from megu_lib import experiments as ex  # noqa: E402
 
 CLASSES = ["a", "b", "c", "d"]
@@ -57,44 +59,44 @@ def _close_figures():
 
 def test_main_methods_and_tables():
     df = _records(VALUES)
-    assert report.main_methods(df) == ["original", "retrain", "finetune", "megu", "ssd", "unsir"]
-    assert report.scenarios_of(df) == ["class", "subclass", "random"]
-    table = report.results_table(df, "class")
-    assert list(table.index) == report.main_methods(df)
+    assert tables.main_methods(df) == ["original", "retrain", "finetune", "megu", "ssd", "unsir"]
+    assert tables.scenarios_of(df) == ["class", "subclass", "random"]
+    table = tables.results_table(df, "class")
+    assert list(table.index) == tables.main_methods(df)
     assert "megu_no_T" not in table.index
-    html = report.style_table(table, uuid="x").to_html()
+    html = tables.style_table(table, uuid="x").to_html()
     assert "±" in html and "gap to retrain (pts)" in html and "T_x_" in html
     one_seed = _records(VALUES, seeds=(0,))
-    assert "±" not in report.style_table(report.results_table(one_seed, "class")).to_html()
+    assert "±" not in tables.style_table(tables.results_table(one_seed, "class")).to_html()
 
 
 def test_best_rows_marks_ties():
     values = {**VALUES, "unsir": dict(VALUES["megu"])}  # unsir ties with megu everywhere but time
-    table = report.results_table(_records(values), "class")
-    best = report.best_rows(table)
+    table = tables.results_table(_records(values), "class")
+    best = tables.best_rows(table)
     assert best["gap"] == {"megu", "unsir"}
     assert best["seconds"] == {"ssd"}
 
 
 def test_gap_summary_says_plainly_who_is_closest():
     df = _records(VALUES)
-    summary = report.gap_summary(df)
+    summary = tables.gap_summary(df)
     assert summary["best"] == "megu" and summary["focus_rank"] == 1
     assert "That is MeGU" in summary["sentence"]
     worse = _records({**VALUES, "megu": dict(retain_acc=-5, forget_acc=9, mia=9, seconds=20)})
-    summary = report.gap_summary(worse)
+    summary = tables.gap_summary(worse)
     assert summary["best"] != "megu" and summary["focus_rank"] > 1
     assert "It is not MeGU" in summary["sentence"] and summary["best"] in summary["sentence"]
     assert set(summary["per_scenario"]) == {"class", "subclass", "random"}
-    ranking = report.gap_ranking(worse, "class")
+    ranking = tables.gap_ranking(worse, "class")
     assert list(ranking["rank"]) == list(range(1, len(ranking) + 1))
     assert "retrain" not in ranking.index and "original" not in ranking.index
 
 
 def test_claims_verdicts_are_computed():
     df = _records(VALUES)
-    claims = report.check_claims(df).set_index("claim")
-    assert set(claims.verdict) <= set(report.VERDICTS)
+    claims = cl.check_claims(df).set_index("claim")
+    assert set(claims.verdict) <= set(cl.VERDICTS)
     retain = claims.loc[claims.index.str.startswith("Class-wise")].iloc[0]
     assert retain.verdict == "holds" and abs(retain.value - 0.2) < 1e-9  # |−0.2| points
     ssd = claims.loc[claims.index.str.contains("SSD")].iloc[0]
@@ -108,63 +110,63 @@ def test_claims_verdicts_are_computed():
         assert claims.loc[f"Better than the baselines: {s} forgetting"].verdict == "holds"
     cifar = claims.loc[claims.index.str.contains("CIFAR")].iloc[0]
     assert cifar.verdict == "not testable here" and "no CIFAR copy" in cifar.why
-    assert "1 hold" not in report.claims_sentence(report.check_claims(df))
+    assert "1 hold" not in cl.claims_sentence(cl.check_claims(df))
 
 
 def test_claims_for_both_megu_variants_and_baselines_exclude_them():
     values = {**VALUES, "megu_paper": dict(retain_acc=-0.1, forget_acc=0.1, mia=0.1, seconds=30)}
-    claims = report.check_claims(_records(values))
+    claims = cl.check_claims(_records(values))
     assert set(claims.method) == {"MeGU (ours)", "MeGU (paper's settings)"}
     # megu_paper is closer to retrain than megu, yet megu still beats every *baseline*
     ours = claims[(claims.method == "MeGU (ours)") & claims.claim.str.startswith("Better")]
     assert (ours.verdict == "holds").all()
-    assert report.baselines_of(_records(values)) == ["finetune", "ssd", "unsir"]
-    assert "megu_paper" in report.gap_summary(_records(values))["sentence"]
-    assert "method" in report.style_claims(claims).to_html()
-    effects = report.ablation_effects(_records(values))
+    assert cl.baselines_of(_records(values)) == ["finetune", "ssd", "unsir"]
+    assert "megu_paper" in tables.gap_summary(_records(values))["sentence"]
+    assert "method" in cl.style_claims(claims).to_html()
+    effects = tables.ablation_effects(_records(values))
     assert "the paper's literal settings" in set(effects.component)
 
 
 def test_claims_not_testable_and_cifar_groups():
     no_ssd = {k: v for k, v in VALUES.items() if k != "ssd"}
-    claims = report.check_claims(_records(no_ssd, scenarios=("class",))).set_index("claim")
+    claims = cl.check_claims(_records(no_ssd, scenarios=("class",))).set_index("claim")
     assert claims.loc[claims.index.str.contains("SSD")].iloc[0].verdict == "not testable here"
     assert claims.loc["Better than the baselines: random forgetting"].verdict == "not testable here"
     zero_mia = {**VALUES, "ssd": dict(VALUES["ssd"], mia=-10)}
-    claims = report.check_claims(_records(zero_mia, jitter=0)).set_index("claim")
+    claims = cl.check_claims(_records(zero_mia, jitter=0)).set_index("claim")
     assert "MIA is 0" in claims.loc[claims.index.str.contains("SSD")].iloc[0].why
     cifar = _records(VALUES, dataset="cifar10", arch="resnet18")
     both = pd.concat([_records(VALUES), cifar], ignore_index=True)
-    claims = report.check_claims(both)
+    claims = cl.check_claims(both)
     assert set(claims.data) >= {"fashion_mnist / small_cnn", "cifar10 / resnet18"}
     row = claims[claims.claim.str.contains("CIFAR")].iloc[0]
     assert row.verdict == "holds" and "cifar100 / vit" in row.why
-    html = report.style_claims(claims).to_html()
+    html = cl.style_claims(claims).to_html()
     assert "data / model" in html and "holds" in html
 
 
 def test_ablations():
     df = _records(VALUES)
-    effects = report.ablation_effects(df)
+    effects = tables.ablation_effects(df)
     assert set(effects.ablation) == {"megu_no_T", "megu_no_pos"}
     no_t = effects[effects.ablation == "megu_no_T"]
     assert (no_t.delta_gap > 0).all()  # removing T moves MeGU away from retrain here
     assert (effects[effects.ablation == "megu_no_pos"].delta_gap < 0).all()
-    text = report.ablation_sentence(effects)
+    text = tables.ablation_sentence(effects)
     assert "no transition matrix T" in text and "no positive noise" in text and "closer" in text
-    table = report.ablation_table(effects)
+    table = tables.ablation_table(effects)
     assert table.index.names == ["component", "scenario"] and "Δ gap (pts)" in table.columns
     with pytest.raises(MeguError, match="MeGU"):
-        report.ablation_effects(df[df.method != "megu"])
+        tables.ablation_effects(df[df.method != "megu"])
 
 
 def test_collateral():
     df = _records(VALUES, scenarios=("class",))
     overlap = pd.Series([1.0, 0.1, 0.2, 0.3], index=CLASSES)
-    frame = report.collateral_frame(df, "class:a", overlap)
+    frame = tables.collateral_frame(df, "class:a", overlap)
     assert set(frame["class"]) == {"b", "c", "d"} and "original" not in set(frame.method)
     # VALUES' collateral: change grows with the class index, i.e. with the overlap here
-    summary = report.collateral_summary(frame)
+    summary = tables.collateral_summary(frame)
     assert summary.loc["finetune", "spearman(overlap, damage)"] == pytest.approx(1.0)
     assert summary.loc["finetune", "entangled half"] < summary.loc["finetune", "other half"]
     assert np.isnan(summary.loc["retrain", "spearman(overlap, damage)"])  # no change: undefined
@@ -174,46 +176,46 @@ def test_figures_without_warnings():
     df = _records(VALUES)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        figs = [report.plot_time_vs_gap(df), report.plot_gap_ranking(df),
-                report.plot_ablations(report.ablation_effects(df)),
-                report.plot_claims(report.check_claims(df)),
-                report.plot_collateral(report.collateral_frame(df, "class:a", pd.Series(
+        figs = [plotting.plot_time_vs_gap(df), plotting.plot_gap_ranking(df),
+                plotting.plot_ablations(tables.ablation_effects(df)),
+                plotting.plot_claims(cl.check_claims(df)),
+                plotting.plot_collateral(tables.collateral_frame(df, "class:a", pd.Series(
                     [1.0, 0.1, 0.2, 0.3], index=CLASSES)), "a")]
         table = pd.DataFrame([dict(axis=a, value=v, default=v == 1.0, gap=g, gap_retain_acc=g / 2,
                                    gap_forget_acc=g, gap_mia=g / 3)
                               for a in ("epochs", "lr") for v, g in ((0.5, 3.0), (1.0, 1.0), (2.0, 2.0))])
-        figs.append(report.plot_sensitivity(table))
+        figs.append(plotting.plot_sensitivity(table))
     for fig in figs:
         assert isinstance(fig, plt.Figure) and fig.axes
         assert any(ax.get_xlabel() or ax.get_ylabel() for ax in fig.axes)  # labelled axes
-    assert report.plot_claims(report.check_claims(df).assign(value=np.nan)).axes  # nothing numeric: a note
+    assert plotting.plot_claims(cl.check_claims(df).assign(value=np.nan)).axes  # nothing numeric: a note
 
 
 def test_check_parameter():
-    report.check_parameter("run", True, bool, "True or False")
-    report.check_parameter("q", 1, (int, float), "a number")
+    pf.check_parameter("run", True, bool, "True or False")
+    pf.check_parameter("q", 1, (int, float), "a number")
     with pytest.raises(MeguError, match="parameter run must be True or False, got 'yes'"):
-        report.check_parameter("run", "yes", bool, "True or False")
+        pf.check_parameter("run", "yes", bool, "True or False")
     with pytest.raises(MeguError, match="parameter q"):
-        report.check_parameter("q", True, (int, float), "a number")
+        pf.check_parameter("q", True, (int, float), "a number")
 
 
 def test_sensitivity_plan(tmp_path):
-    cfg = ex.load_config("smoke")
-    assert report.sensitivity_plan(cfg) == {k: v for k, v in (cfg.notebook.get("sensitivity")
-                                                             or report.DEFAULT_SENSITIVITY).items()}
+    cfg = pf.load_config("smoke")
+    assert tuning.sensitivity_plan(cfg) == {k: v for k, v in (cfg.notebook.get("sensitivity")
+                                                             or tuning.DEFAULT_SENSITIVITY).items()}
     import dataclasses
     bad = dataclasses.replace(cfg, notebook={"sensitivity": {"no_such_hp": [1]}})
     with pytest.raises(MeguError, match="no hyperparameter 'no_such_hp'"):
-        report.sensitivity_plan(bad)
+        tuning.sensitivity_plan(bad)
     bad = dataclasses.replace(cfg, notebook={"sensitivity": {"epochs": "1"}})
-    with pytest.raises(MeguError, match="list of numbers"):
-        report.sensitivity_plan(bad)
+    with pytest.raises(MeguError, match="must be a non-empty list of values"):
+        tuning.sensitivity_plan(bad)
 
 
-def test_fit_config_to_data(small, tmp_path):
-    cfg = ex.load_config("smoke")
-    same, notes = report.fit_config_to_data(cfg, small)
+def test_profile_for_other_data(small, tmp_path):
+    cfg = pf.load_config("smoke")
+    same, notes = cfg.for_data(small)
     assert notes == [] and same.scenarios == cfg.scenarios
     from PIL import Image
     for c in ("cat", "dog", "fox"):
@@ -222,14 +224,17 @@ def test_fit_config_to_data(small, tmp_path):
             Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
     from megu_lib import load_image_folder
     folder = load_image_folder(tmp_path / "imgs")
-    fitted, notes = report.fit_config_to_data(cfg, folder)
+    with pytest.raises(MeguError, match=r"scenarios.class.forget: 'Shirt' is not a class of .*its classes: cat, dog, fox"):
+        cfg.for_data(folder)  # the profile's own data set lacks no class: the folder is not its data set
+    cfg = pf.load_config("smoke", dataset=str(tmp_path / "imgs"))  # asked for another data set: substitutes
+    fitted, notes = cfg.for_data(folder)
     assert fitted.scenarios["class"]["forget"] == ["cat"] and "subclass" not in fitted.scenarios
     assert "random" in fitted.scenarios and any("Shirt" in n for n in notes)
 
 
 @pytest.mark.slow
 def test_records_of_a_tiny_run(tmp_path, monkeypatch):
-    """experiment_records runs, then loads exactly the config's records (a stale one is
+    """profile_records runs, then loads exactly the config's records (a stale one is
     ignored), stops with one line when records are missing; the sweep keeps its results."""
     cfg_dict = dict(name="tiny", dataset="fashion_mnist", subset={"train": 600, "test": 200},
                     model={"arch": "small_cnn", "width": 4}, train={"preset": "fast", "epochs": 1, "batch_size": 64},
@@ -238,29 +243,29 @@ def test_records_of_a_tiny_run(tmp_path, monkeypatch):
                     hp={"megu_no_noise": {"epochs": 0.5}})
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg_dict))
-    cfg = ex.load_config(path)
-    data = ex.load_data(cfg)
+    cfg = pf.load_config(path)
+    data = pf.load_data(cfg)
     out = tmp_path / "res"
     with pytest.raises(MeguError, match=r"3 record\(s\) .* missing .*python -m megu_lib run .*tiny\.yaml\)"):
-        report.experiment_records(cfg, data, run=False, out_dir=out)
-    df = report.experiment_records(cfg, data, out_dir=out, log=lambda m: None)
+        ex.profile_records(cfg, data, run=False, out_dir=out)
+    df = ex.profile_records(cfg, data, run=True, out_dir=out, log=lambda m: None)
     assert sorted(df.method) == ["megu_no_noise", "original", "retrain"]
-    assert sorted(p.name for p in (out / "records").glob("*.json")) == sorted(report.expected_record_files(cfg, data))
+    assert sorted(p.name for p in (out / "records").glob("*.json")) == sorted(cfg.record_files(data))
     stale = json.loads(next((out / "records").glob("original-*.json")).read_text())
     (out / "records" / "stale.json").write_text(json.dumps({**stale, "method": "finetune"}))
-    again = report.experiment_records(cfg, data, run=False, out_dir=out)
+    again = ex.profile_records(cfg, data, run=False, out_dir=out)
     assert "finetune" not in set(again.method) and len(again) == 3
-    model = report.original_model(cfg, data, 0)
-    request = ex.build_requests(cfg, data, 0)[0]
-    ref = report.reference_metrics(df, request.label(), 0)
+    model = cfg.original_model(data, 0)
+    request = pf.build_requests(cfg, data, 0)[0]
+    ref = tables.reference_metrics(df, request.label(), 0)
     axes = {"epochs": [0.25, 0.5]}
-    table = report.sensitivity(cfg, data, request, model, ref, axes, method="megu_no_noise", out_dir=out,
+    table = tuning.sensitivity(cfg, data, request, model, ref, axes, method="megu_no_noise", out_dir=out,
                                log=lambda m: None)
     assert list(table.value) == [0.25, 0.5] and list(table.default) == [False, True]
     assert len(list((out / "sensitivity").glob("*.json"))) == 2
     import megu_lib.tuning
     monkeypatch.setattr(megu_lib.tuning, "sweep", lambda *a, **k: pytest.fail("not loaded from its record"))
-    again = report.sensitivity(cfg, data, request, model, ref, axes, method="megu_no_noise", out_dir=out)
+    again = tuning.sensitivity(cfg, data, request, model, ref, axes, method="megu_no_noise", out_dir=out)
     assert list(again.gap) == list(table.gap)
 
 
@@ -270,21 +275,21 @@ def test_profile_comparison_side_by_side():
     gpu = _records({k: v for k, v in VALUES.items() if k != "ssd"} | {"finetune": dict(retain_acc=-0.1, seconds=50)},
                    arch="resnet18")
     gpu["device"] = "cuda:0"
-    frames = {report.profile_label("default", cpu): cpu, report.profile_label("full", gpu): gpu}
+    frames = {tables.profile_label("default", cpu): cpu, tables.profile_label("full", gpu): gpu}
     assert list(frames) == ["default (small_cnn, cpu)", "full (resnet18, cuda)"]
-    table = report.profile_comparison(frames)
-    gap, rank = report.RANKING_LABELS["gap"], report.RANKING_LABELS["rank"]
+    table = tables.profile_comparison(frames)
+    gap, rank = tables.RANKING_LABELS["gap"], tables.RANKING_LABELS["rank"]
     # rows sorted by the first profile's gap; references left out; a method one profile lacks is NaN there
-    assert list(table.index) == list(report.gap_ranking(cpu).index)
+    assert list(table.index) == list(tables.gap_ranking(cpu).index)
     assert "retrain" not in table.index and "original" not in table.index
     assert np.isnan(table.loc["ssd", ("full (resnet18, cuda)", gap)])
     assert table.loc["megu", ("default (small_cnn, cpu)", rank)] == 1
     assert table.loc["finetune", ("full (resnet18, cuda)", rank)] == 1  # better on the other profile
     assert table.loc["finetune", ("full (resnet18, cuda)", gap)] < table.loc["finetune", ("default (small_cnn, cpu)", gap)]
-    fig = report.plot_profile_comparison(table)
+    fig = plotting.plot_profile_comparison(table)
     assert len(fig.axes[0].patches) >= 2 * len(table) - 1
     with pytest.raises(MeguError, match="mapping"):
-        report.profile_comparison({})
+        tables.profile_comparison({})
 
 
 def test_chapter_setup_picks_the_forget_class(tmp_path):
@@ -294,11 +299,11 @@ def test_chapter_setup_picks_the_forget_class(tmp_path):
                     methods=["retrain"], notebook={"forget_class": "Sneaker"})
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg_dict))
-    s = report.chapter_setup(str(path))
+    s = pf.chapter_setup(str(path))
     assert s.seed == 3 and s.forget_name == "Sneaker" and s.data.class_names()[s.forget_index] == "Sneaker"
     assert s.request.scenario == "class" and len(s.request.forget_idx) > 0
     assert isinstance(s.original, torch.nn.Module)
-    s2 = report.chapter_setup(str(path), seed=4, forget_class="Bag")
+    s2 = pf.chapter_setup(str(path), seed=4, forget_class="Bag")
     assert s2.seed == 4 and s2.forget_name == "Bag"
     with pytest.raises(MeguError):
-        report.chapter_setup(str(path), forget_class="Dragon")
+        pf.chapter_setup(str(path), forget_class="Dragon")

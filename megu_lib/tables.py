@@ -1,0 +1,331 @@
+"""Tables and plain-words summaries built from the runner's records.
+
+Everything here works from one flat DataFrame with a row per (method, request, seed)
+(:func:`megu_lib.experiments.profile_records`): the metrics in percent, the seconds a
+method took and its gaps to the retrained reference (points). The chapters only call these
+functions (and their figures in :mod:`megu_lib.plotting`), so every number a page quotes is
+computed here, and tested.
+
+* :func:`results_table`, :func:`style_table`, :func:`gap_ranking`, :func:`gap_summary`: the
+  paper's table layout and the plain statement of which method is closest to retrain;
+* :func:`per_class_change`, :func:`collateral_frame`, :func:`collateral_summary`: damage to
+  each retained class against its feature overlap with the forgotten class;
+* :func:`ablation_effects`: MeGU's components, each removed in turn.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import MeguError, check
+from .metrics import spearman
+
+REFERENCES = ("original", "retrain")
+
+ABLATIONS = ("megu_no_T", "megu_no_pos", "megu_no_neg", "megu_no_noise", "megu_random_label")
+
+ABLATION_LABELS = {
+    "megu": "MeGU (all components)",
+    "megu_paper": "the paper's literal settings",
+    "megu_no_T": "no transition matrix T",
+    "megu_no_pos": "no positive noise",
+    "megu_no_neg": "no negative noise",
+    "megu_no_noise": "no noise at all",
+    "megu_random_label": "random perturbing labels",
+}
+
+SCENARIO_ORDER = ("class", "subclass", "random")
+# MeGU as we run it, and as the paper states it (hard labels, every forget sample noised)
+
+MEGU_VARIANTS = ("megu", "megu_paper")
+
+MEGU_LABELS = {"megu": "MeGU (ours)", "megu_paper": "MeGU (paper's settings)"}
+
+COLUMN_LABELS = {
+    "retain_acc": "retain acc. (%)", "forget_acc": "forget acc. (%)", "test_acc": "test acc. (%)",
+    "test_retain_acc": "test acc., retained (%)", "test_forget_acc": "test acc., forgotten (%)",
+    "mia": "MIA (%)", "mia_loss": "MIA, loss (%)", "seconds": "time (s)", "gap": "gap to retrain (pts)",
+}
+
+RANKING_LABELS = {"gap": "mean gap (pts)", "std": "std (pts)", "runs": "runs", "seconds": "mean time (s)",
+                  "rank": "rank"}
+
+GAP_LABELS = {"gap": "mean gap", "gap_retain_acc": "retain acc.", "gap_forget_acc": "forget acc.",
+              "gap_test_acc": "test acc.", "gap_mia": "MIA"}
+# the paper's figures (MEGU_SPEC §6)
+TABLE_COLUMNS = ("retain_acc", "forget_acc", "test_acc", "mia", "seconds", "gap")
+
+
+# --------------------------------------------------------------------------- selections
+def _registry_rank(method: str) -> int:
+    from .methods import list_methods
+    order = list(REFERENCES) + [m for m in list_methods() if m not in REFERENCES]
+    return order.index(method) if method in order else len(order)
+
+def main_methods(df: pd.DataFrame) -> list[str]:
+    """Methods of the records for the main tables: references, baselines, MeGU (no ablations)."""
+    return sorted((m for m in set(df.method) if m not in ABLATIONS), key=_registry_rank)
+
+
+def all_methods(df: pd.DataFrame) -> list[str]:
+    """Every method of the records, ablations included, references first, then registry order."""
+    return sorted(set(df.method), key=_registry_rank)
+
+
+def scenarios_of(df: pd.DataFrame) -> list[str]:
+    """The scenarios present in the records, in the paper's order."""
+    return [s for s in SCENARIO_ORDER if s in set(df.scenario)]
+
+def reference_metrics(df: pd.DataFrame, request: str, seed: int) -> dict:
+    """The retrain record's metrics for ``request`` (a label such as ``class:Shirt``) and ``seed``."""
+    ref = df[(df.method == "retrain") & (df.request == request) & (df.seed == seed)]
+    check(len(ref), f"no retrain record for {request} with seed {seed}")
+    return ref.iloc[0].to_dict()
+
+def other_records(names, *, exclude=()) -> pd.DataFrame | None:
+    """Records of other profiles (names or results folders) that exist, loaded as they are;
+    None when there are none. Used by the claims chapter to add e.g. GPU runs on CIFAR."""
+    from .experiments import load_records
+    from .profile import results_dir
+    frames = []
+    for name in names or []:
+        path = Path(name) if os.sep in str(name) else results_dir() / str(name)
+        if str(name) in exclude or not (path / "records").is_dir():
+            continue
+        try:
+            frames.append(load_records(path))
+        except MeguError:
+            continue
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+# --------------------------------------------------------------------------- the paper's tables
+def results_table(df: pd.DataFrame, scenario: str, methods=None, *, columns=TABLE_COLUMNS) -> pd.DataFrame:
+    """The paper's layout for one scenario: methods as rows (``methods``, default
+    :func:`main_methods`, in that order); mean and std over seeds and forget targets of each
+    column. Returns a DataFrame with (column, 'mean'/'std') columns."""
+    methods = list(methods) if methods is not None else main_methods(df)
+    sub = df[(df.scenario == scenario) & df.method.isin(methods)]
+    check(len(sub), f"no records for scenario {scenario!r}")
+    cols = [c for c in columns if c in sub and sub[c].notna().any()]
+    g = sub.groupby("method")[cols]
+    table = pd.concat({"mean": g.mean(), "std": g.std(ddof=0)}, axis=1).swaplevel(axis=1)[cols]
+    return table.loc[[m for m in methods if m in table.index]]
+
+
+def best_per_column(table: pd.DataFrame) -> dict:
+    """The method to mark in each column: closest to retrain for the metrics, smallest
+    for seconds and gap (retrain and the original excluded)."""
+    cand = table.drop(index=[m for m in ("retrain", "original") if m in table.index])
+    best = {}
+    for col in table.columns.get_level_values(0).unique():
+        vals = cand[(col, "mean")]
+        if col in ("seconds", "gap"):
+            best[col] = vals.idxmin()
+        elif "retrain" in table.index:
+            best[col] = (vals - table.loc["retrain", (col, "mean")]).abs().idxmin()
+    return best
+
+
+def style_table(table: pd.DataFrame, *, digits: int = 2, uuid: str = "t"):
+    """``mean ± std`` cells (plain means when every std is 0: one run per method), readable
+    headers, the best entry of each column in bold on green (closest to retrain for the
+    metrics, smallest for time and gap; references excluded) and the reference rows in grey."""
+    best = best_rows(table, digits)
+    cols = list(table.columns.get_level_values(0).unique())
+    with_std = bool(np.nan_to_num(table.xs("std", axis=1, level=1).to_numpy(dtype=float)).any())
+    out = pd.DataFrame(index=table.index)
+    for col in cols:
+        mean, std = table[(col, "mean")], table[(col, "std")]
+        out[COLUMN_LABELS.get(col, col)] = [f"{m:.{digits}f} ± {s:.{digits}f}" if with_std else f"{m:.{digits}f}"
+                                            for m, s in zip(mean, std.fillna(0))]
+    out.index.name = "method"
+    label_to_col = {COLUMN_LABELS.get(c, c): c for c in cols}
+
+    def mark(column):
+        col = label_to_col[column.name]
+        return ["font-weight: bold; background-color: #dff0df" if idx in best.get(col, ())
+                else "color: #777777" if idx in REFERENCES else "" for idx in column.index]
+    return out.style.apply(mark, axis=0).set_uuid(uuid)
+
+def best_rows(table: pd.DataFrame, digits: int = 2) -> dict:
+    """Per column, every method tied (at ``digits`` decimals) with the best one of
+    :func:`best_per_column`: {column: set of methods}."""
+    best = best_per_column(table)
+    cand = table.drop(index=[m for m in REFERENCES if m in table.index])
+    out = {}
+    for col, winner in best.items():
+        means = cand[(col, "mean")]
+        if col in ("seconds", "gap") or "retrain" not in table.index:
+            score = means
+        else:
+            score = (means - table.loc["retrain", (col, "mean")]).abs()
+        out[col] = set(score.index[np.round(score, digits) == np.round(score[winner], digits)])
+    return out
+
+def gap_ranking(df: pd.DataFrame, scenario: str | None = None, methods=None) -> pd.DataFrame:
+    """Methods sorted by their mean gap to retrain (points), with std and number of runs;
+    the references are left out. ``scenario=None`` pools every scenario."""
+    sub = df if scenario is None else df[df.scenario == scenario]
+    methods = list(methods) if methods is not None else main_methods(df)
+    sub = sub[sub.method.isin(methods) & ~sub.method.isin(REFERENCES)]
+    check(len(sub), f"no records to rank{'' if scenario is None else f' for scenario {scenario!r}'}")
+    g = sub.groupby("method")["gap"]
+    out = pd.DataFrame({"gap": g.mean(), "std": g.std(ddof=0), "runs": g.size(),
+                        "seconds": sub.groupby("method")["seconds"].mean()})
+    out = out.sort_values(["gap", "seconds"])
+    out["rank"] = np.arange(1, len(out) + 1)
+    return out
+
+def gap_summary(df: pd.DataFrame, methods=None, focus: str = "megu") -> dict:
+    """Which method is closest to retrain, over all scenarios and per scenario, and where
+    ``focus`` (MeGU) stands; ``sentence`` says it in plain words (Markdown)."""
+    overall = gap_ranking(df, None, methods)
+    best = overall.index[0]
+    out = dict(best=best, best_gap=float(overall.loc[best, "gap"]), n_methods=len(overall),
+               focus_gap=float(overall.loc[focus, "gap"]) if focus in overall.index else float("nan"),
+               focus_rank=int(overall.loc[focus, "rank"]) if focus in overall.index else None,
+               per_scenario={})
+    for s in scenarios_of(df):
+        r = gap_ranking(df, s, methods)
+        out["per_scenario"][s] = dict(best=r.index[0], best_gap=float(r.iloc[0]["gap"]),
+                                      focus_rank=int(r.loc[focus, "rank"]) if focus in r.index else None)
+    n_runs = int(overall["runs"].max())
+    text = (f"Over all scenarios ({n_runs} runs per method: requests × seeds), the method with the smallest mean gap to "
+            f"retrain is **{best}** ({out['best_gap']:.2f} points). ")
+    if out["focus_rank"] is None:
+        text += f"{focus} was not run on this profile."
+    elif best == focus:
+        runner_up = overall.index[1] if len(overall) > 1 else None
+        text += (f"That is MeGU" + (f"; the next closest is {runner_up} "
+                                     f"({overall.loc[runner_up, 'gap']:.2f} points)." if runner_up else "."))
+    else:
+        text += (f"**It is not MeGU**: MeGU's mean gap is {out['focus_gap']:.2f} points, rank "
+                 f"{out['focus_rank']} of {out['n_methods']} methods on this profile.")
+    if focus == "megu" and "megu_paper" in overall.index:
+        text += (f" MeGU with the paper's literal settings (`megu_paper`) is rank "
+                 f"{int(overall.loc['megu_paper', 'rank'])} ({overall.loc['megu_paper', 'gap']:.2f} points).")
+    parts = [f"{s}: {v['best']} ({v['best_gap']:.2f}; MeGU rank {v['focus_rank']})"
+             for s, v in out["per_scenario"].items() if v["focus_rank"] is not None]
+    if parts:
+        text += " Closest per scenario — " + "; ".join(parts) + "."
+    out["sentence"] = text
+    return out
+
+def profile_label(name: str, df: pd.DataFrame) -> str:
+    """``name (arch, device)`` from a profile's records, for tables that put profiles side by side."""
+    arch = ", ".join(sorted(map(str, df["arch"].unique()))) if "arch" in df else "?"
+    device = ", ".join(sorted({str(d).split(":")[0] for d in df["device"].unique()})) if "device" in df else "?"
+    return f"{name} ({arch}, {device})"
+
+def profile_comparison(frames: dict, methods=None) -> pd.DataFrame:
+    """The mean gap to retrain (points) and mean time (seconds) of each method under each
+    profile: ``frames`` maps a label to that profile's records (with gaps, as from
+    :func:`megu_lib.experiments.profile_records` or :func:`other_records`). Rows are methods, sorted by the first
+    profile's gap; columns ``(label, "mean gap (pts)" | "rank" | "mean time (s)")``; a method a
+    profile did not run is NaN there."""
+    check(isinstance(frames, dict) and frames, "profile_comparison needs a mapping label -> records")
+    parts = {}
+    for label, df in frames.items():
+        r = gap_ranking(df, None, methods if methods is not None else main_methods(df))
+        parts[(label, RANKING_LABELS["gap"])] = r["gap"]
+        parts[(label, RANKING_LABELS["rank"])] = r["rank"].astype("Int64")
+        parts[(label, RANKING_LABELS["seconds"])] = r["seconds"]
+    out = pd.DataFrame(parts)
+    first = next(iter(frames))
+    out = out.sort_values((first, RANKING_LABELS["gap"]), na_position="last")
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out
+
+
+# --------------------------------------------------------------------------- collateral damage
+def per_class_change(df: pd.DataFrame, request: str) -> pd.DataFrame:
+    """Per retained class, each method's test-accuracy change against the original
+    (points, mean over seeds) for one request (e.g. ``class:Shirt``)."""
+    sub = df[df.request == request]
+    check(len(sub), f"no records for request {request!r}")
+    check("original" in set(sub.method), f"no original-model record for {request!r}; re-run the experiments")
+    forget = set(sub.iloc[0]["forget"])
+    rows = {}
+    for method, g in sub.groupby("method"):
+        per = pd.DataFrame(list(g["per_class"])).mean()
+        rows[method] = per
+    table = pd.DataFrame(rows).T
+    change = table - table.loc["original"]
+    return change.drop(columns=[c for c in change.columns if c in forget])
+
+
+def collateral_frame(df: pd.DataFrame, request: str, overlap: pd.Series, methods=None) -> pd.DataFrame:
+    """Tidy per (method, retained class): its overlap with the forgotten class and its test
+    accuracy change against the original model (points; negative = damage)."""
+    change = per_class_change(df, request)
+    methods = [m for m in (methods if methods is not None else main_methods(df)) if m in change.index and m != "original"]
+    rows = [dict(method=m, **{"class": c}, overlap=float(overlap[c]), change=float(change.loc[m, c]))
+            for m in methods for c in change.columns if c in overlap.index]
+    return pd.DataFrame(rows)
+
+def collateral_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per method: mean change over all retained classes, over the most entangled half
+    (overlap at or above the median) and the rest, and the Spearman correlation of overlap
+    with damage (positive: the more a class shares with the forgotten one, the more it loses)."""
+    rows = {}
+    for m, g in frame.groupby("method", sort=False):
+        # the half with the largest overlap (ties broken by class order), the rest
+        order = g.sort_values("overlap", ascending=False, kind="stable")
+        top = order.iloc[:max(1, len(order) // 2)]
+        rest = order.iloc[len(top):]
+        rows[m] = {"mean change": g.change.mean(), "entangled half": top.change.mean(),
+                   "other half": rest.change.mean() if len(rest) else float("nan"),
+                   "spearman(overlap, damage)": spearman(g.overlap, -g.change)}
+    out = pd.DataFrame(rows).T
+    out.index.name = "method"
+    return out
+
+
+# --------------------------------------------------------------------------- ablations
+def ablation_effects(df: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario and ablation: its mean gap to retrain and the change against full MeGU
+    on the same (request, seed) runs (points; positive = the removed part was helping)."""
+    check("megu" in set(df.method), "no MeGU records: the ablations compare with full MeGU")
+    full = df[df.method == "megu"].set_index(["request", "seed"])
+    rows = []
+    for m in [a for a in ("megu_paper", *ABLATIONS) if a in set(df.method)]:
+        for s in scenarios_of(df):
+            sub = df[(df.method == m) & (df.scenario == s)].set_index(["request", "seed"])
+            both = sub.index.intersection(full.index)
+            if not len(both):
+                continue
+            d = sub.loc[both]
+            rows.append(dict(ablation=m, component=ABLATION_LABELS[m], scenario=s, gap=d.gap.mean(),
+                             delta_gap=(d.gap - full.loc[both].gap).mean(),
+                             delta_forget_acc=(d.forget_acc - full.loc[both].forget_acc).mean(),
+                             delta_retain_acc=(d.retain_acc - full.loc[both].retain_acc).mean(),
+                             delta_seconds=(d.seconds - full.loc[both].seconds).mean()))
+    check(rows, "no ablation records share a request and seed with MeGU")
+    return pd.DataFrame(rows)
+
+def ablation_table(effects: pd.DataFrame) -> pd.DataFrame:
+    """:func:`ablation_effects` for reading: rows (component, scenario), rounded columns with units."""
+    out = effects.set_index(["component", "scenario"]).drop(columns=["ablation"])
+    out = out.rename(columns={"gap": "gap (pts)", "delta_gap": "Δ gap (pts)", "delta_forget_acc": "Δ forget acc. (pts)",
+                              "delta_retain_acc": "Δ retain acc. (pts)", "delta_seconds": "Δ time (s)"})
+    return out.round(2)
+
+def ablation_sentence(effects: pd.DataFrame) -> str:
+    """Plain words on which component matters most (Markdown)."""
+    mean = effects.groupby("component").delta_gap.mean().sort_values()
+    worst, best = mean.index[-1], mean.index[0]
+    helping = [c for c, v in mean.items() if v > 0]
+    text = ""
+    if mean[worst] > 0:
+        text += (f"Averaged over the scenarios, the ablation that moves MeGU furthest from retrain is "
+                 f"**{worst}** ({mean[worst]:+.2f} points of gap). ")
+    if mean[best] < 0:
+        text += (f"**{best}** brings it *closer* ({mean[best]:+.2f} points): on this profile the part it removes "
+                 "does not earn its keep. ")
+    text += (f"{len(helping)} of {len(mean)} ablations increase the gap, i.e. the removed part helps."
+             if helping else "No ablation increases the gap: on this profile no single component helps.")
+    return text
