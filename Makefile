@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine (Debian, Python 3.11):
 #   make book   - environment + data + execute the notebooks (papermill) + build the book
-#   make test   - environment + data + the unit tests + the notebooks on the smoke profile
+#   make test   - environment + data + the linter (ruff) + the unit tests + the notebooks on the smoke profile
 #                 (executed, re-run by nbval, built into a scratch book with -W -n)
 # Options: PROFILE=default|smoke|full   DATASET=<name or image folder>   PYTHON=python3.11
 SHELL := /bin/bash
@@ -21,7 +21,7 @@ BOOK_SOURCES := _config.yml _toc.yml references.bib
 SMOKE := .cache/book-smoke
 SMOKE_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MEGU_PROGRESS=0 MEGU_RESULTS_DIR=$(CURDIR)/$(SMOKE)/results
 
-.PHONY: help env data test test-unit test-book book book-only lock clean clean-all
+.PHONY: help env data lint test test-unit test-book book book-only lock clean clean-all
 
 help:
 	@echo "make book   - set up everything and build the book into book/_build/html (PROFILE=$(PROFILE))"
@@ -42,7 +42,11 @@ data:
 	elif command -v sudo >/dev/null; then sudo apt-get install -y dataset-fashion-mnist; \
 	else echo "Fashion-MNIST missing: run 'apt-get install dataset-fashion-mnist' as root, or put its IDX files in ~/.local/share/megu_lib/fashion_mnist"; exit 1; fi
 
-test: test-unit test-book
+test: lint test-unit test-book
+
+# ruff, configured in pyproject.toml: zero findings
+lint: env
+	$(BIN)/ruff check .
 
 # JOBS pytest-xdist workers (one per core, at most 4, by default; JOBS=0 runs in this process)
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))

@@ -55,7 +55,7 @@ def main():
     def run(settings, base):
         settings = [s for s in settings if cost({**base, **s}) <= args.budget]
         tables = [sweep("megu", settings, original, data, r, reference=refs[r.label()], base=base, device=device,
-                        log=lambda m: print(r.label(), m, flush=True)).assign(request=r.label()) for r in requests]
+                        log=lambda m, r=r: print(r.label(), m, flush=True)).assign(request=r.label()) for r in requests]
         import pandas as pd
         return pd.concat(tables, ignore_index=True)
 

@@ -59,7 +59,7 @@ def main():
         ref_model, ref_seconds, _ = ml.unlearn("retrain", original, data, request, device=args.device)
         ref = ml.evaluate(ref_model, data, request, seed=args.seed)
         orig = ml.evaluate(original, data, request, seed=args.seed)
-        for name, m, s, det in [("original", orig, original.train_seconds, {}), ("retrain", ref, ref_seconds, {})]:
+        for name, m, s, _det in [("original", orig, original.train_seconds, {}), ("retrain", ref, ref_seconds, {})]:
             rows.append(dict(forget=cls, method=name, seconds=round(s, 2), **{k: round(v, 2) for k, v in m.items()}))
             print(json.dumps(rows[-1]), flush=True)
         for method in args.methods:

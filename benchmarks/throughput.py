@@ -21,10 +21,12 @@ import megu_lib as ml
 
 def synthetic(n=50000, n_test=10000, size=32, classes=10, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return ml.Dataset(name="synthetic32", train_x=torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g),
+    return ml.Dataset(name="synthetic32",
+                      train_x=torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g),
                       train_y=torch.randint(0, classes, (n,), generator=g),
                       test_x=torch.randint(0, 256, (n_test, 3, size, size), dtype=torch.uint8, generator=g),
-                      test_y=torch.randint(0, classes, (n_test,), generator=g), classes=[str(i) for i in range(classes)])
+                      test_y=torch.randint(0, classes, (n_test,), generator=g),
+                      classes=[str(i) for i in range(classes)])
 
 
 def sync(device):
@@ -72,7 +74,8 @@ def main():
         ml.predict_logits(model, data.test_x, device=device, batch_size=2048 if cuda else 512)
         sync(device)
         eval_rates.append(len(data.test_x) / (time.perf_counter() - t))
-    out = dict(arch=args.arch, dataset=data.name, device=torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
+    out = dict(arch=args.arch, dataset=data.name,
+               device=torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
                threads=torch.get_num_threads(), preset=preset, batch_size=cfg.batch_size,
                params=ml.count_parameters(model), train_images_per_s=round(max(rates)),
                train_images_per_s_all=[round(v) for v in rates],
@@ -81,7 +84,8 @@ def main():
         t = time.perf_counter()
         m = ml.fit_model(data, arch=args.arch, train=preset, seed=0, device=device, cache=False)
         out["reach_seconds"] = round(time.perf_counter() - t, 1)
-        out["reach_test_acc"] = round(float((ml.predict_logits(m, data.test_x).argmax(1) == data.test_y).float().mean() * 100), 2)
+        hits = ml.predict_logits(m, data.test_x).argmax(1) == data.test_y
+        out["reach_test_acc"] = round(float(hits.float().mean() * 100), 2)
     print(json.dumps(out))
 
 

@@ -63,7 +63,8 @@ def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str
     out_dir = Path(out_dir)
     check(not out_dir.exists() or out_dir.is_dir(), f"output folder {out_dir} is a file; pass a folder")
     extra = dict(params or {})
-    check(all(isinstance(k, str) and k.isidentifier() for k in extra), f"parameter names must be identifiers: {list(extra)}")
+    check(all(isinstance(k, str) and k.isidentifier() for k in extra),
+          f"parameter names must be identifiers: {list(extra)}")
     check(not {"profile", "dataset"} & set(extra), "pass the profile and data set with --profile / --dataset")
     _check_parameters(notebooks, extra)
     params = {"profile": cfg.path if Path(str(profile)).suffix in (".yaml", ".yml") else cfg.name,
@@ -116,9 +117,10 @@ def _check_parameters(notebooks, extra: dict) -> None:
     """Every extra parameter is declared by some notebook, with a value of its default's type."""
     if not extra:
         return
+    import tempfile
+
     import jupytext
     import papermill as pm
-    import tempfile
     declared = {}
     with tempfile.TemporaryDirectory() as tmp:
         for src in map(Path, notebooks):

@@ -34,7 +34,8 @@ def fit_model(data: Dataset, *, arch: str | dict = "small_cnn", train: TrainConf
     time, also when loaded from the cache).
     """
     check(isinstance(data, Dataset), f"expected a Dataset from load_dataset, got {type(data).__name__}")
-    check(len(data.train_y) > 0, f"data set {data.name!r} has no training samples: cannot train on an empty set of samples")
+    check(len(data.train_y) > 0,
+          f"data set {data.name!r} has no training samples: cannot train on an empty set of samples")
     check(isinstance(seed, numbers.Integral) and not isinstance(seed, bool), f"seed must be an int, got {seed!r}")
     check(request is None or isinstance(request, Request),
           f"request must be a Request (from make_request) or None, got {type(request).__name__}")

@@ -2,7 +2,7 @@
 
 :func:`check_claims` takes the runner's records (as :mod:`megu_lib.tables` does) and
 returns one row per claim and (data set, model) group: what the paper says (its figures in
-:data:`PAPER`, from arXiv 2602.17088 §4; the book's page *The method, and our reading of
+:data:`PAPER`, from arXiv 2602.17088; the book's page *The method, and our reading of
 it* lists them), what we measure, the verdict (:data:`VERDICTS`) and why. The plot is
 :func:`megu_lib.plotting.plot_claims`.
 """
@@ -15,9 +15,11 @@ import pandas as pd
 
 from .tables import MEGU_LABELS, MEGU_VARIANTS, REFERENCES, SCENARIO_ORDER, gap_ranking, main_methods, scenarios_of
 
-# the paper's figures (arXiv 2602.17088, §4: class-wise retain-accuracy gap, MIA reductions, time saved)
+# the paper's figures (arXiv 2602.17088: class-wise retain-accuracy gap, MIA reductions, time saved)
+#: The paper's figures, as it reports them (retain gap in points, the rest in percent).
 PAPER = {"retain_gap": 0.35, "mia_vs_ssd": 49.0, "mia_vs_unsir": 9.8, "time_saving": 59.0}
 
+#: The three verdicts a claim can get.
 VERDICTS = ("holds", "does not hold", "not testable here")
 
 CIFAR = ("cifar10", "cifar20", "cifar100")
@@ -183,7 +185,7 @@ def _claim_cifar(df, focus="megu") -> Claim:
                  ", ".join(f"{d} / {a}" for d, a in paper_groups), method=focus)
 
 def check_claims(df: pd.DataFrame) -> pd.DataFrame:
-    """Each claim of the paper (its §4; see :data:`PAPER`), our figure and a verdict, for every (data set,
+    """Each claim of the paper (see :data:`PAPER`), our figure and a verdict, for every (data set,
     model) group of the records and every MeGU variant run (ours, ``megu``, and the paper's
     literal settings, ``megu_paper``, where present); verdicts are ``holds``, ``does not
     hold`` or ``not testable here``. "Baselines" never include MeGU's own variants."""

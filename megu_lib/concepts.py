@@ -1,4 +1,5 @@
-"""Concept judges and the transition matrix T (MEGU_SPEC §3).
+"""Concept judges and the transition matrix T (MeGU step 1; the book page
+*The method, and our reading of it*, section *Step 1*).
 
 T[c, l] scores how similar concept c (the concept of the forget data: a class, or a fine
 class in the subclass scenario) is to label l of the model; higher = more similar.
@@ -38,7 +39,6 @@ estimated where the weights exist can be reused where they do not.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
 import inspect
 import json
@@ -46,8 +46,8 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +56,7 @@ from .errors import MeguError, check
 from .models import model_fingerprint
 
 # --------------------------------------------------------------------------- the paper's prompt
-#: One question of the paper's in-context prompt (MEGU_SPEC §3), verbatim; ``{image}`` is
+#: One question of the paper's in-context prompt (as the paper gives it), verbatim; ``{image}`` is
 #: the processor's image placeholder and ``{label}`` the candidate label's name.
 PAPER_QUESTION = "Question: This image {image} shows a photo of {label}, True or False? Answer:"
 #: The paper's two answers, as they appear in the demonstrations.
@@ -65,7 +65,8 @@ PAPER_ANSWERS = ("True", "False")
 
 def build_prompt(label: str, image_token: str = "<image>", *, separator: str = "\n",
                  answers: tuple[str, str] = PAPER_ANSWERS) -> str:
-    """The paper's three-question prompt for candidate label ``label`` (MEGU_SPEC §3).
+    """The paper's three-question prompt for candidate label ``label`` (the book page
+    *The method, and our reading of it*, *Step 1*).
 
     The images go with it in this order: an exemplar of ``label`` (answered True), an
     exemplar of another label p != ``label`` (answered False), the query image (left
@@ -332,7 +333,8 @@ def _load(task: JudgeTask, judge: str, loader: Callable):
         raise
     except Exception as e:  # OSError, ValueError, ImportError... from transformers
         raise _weights_error(get_judge(judge), task.details.get("model_id", task.model_path),
-                             f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'load failed'}") from None
+                             f"{type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:160] if str(e) else 'load failed'}") from None
     task.details["load_seconds"] = time.perf_counter() - start
     return out
 
@@ -406,7 +408,8 @@ def vlm_judge(task: JudgeTask, *, separator: str = "\n", image_token: str | None
     processor, model = _load(task, "vlm", load)
     model.to(task.device).eval()
     tokenizer = getattr(processor, "tokenizer", None)
-    check(tokenizer is not None, f"vlm: the processor of {task.model_path!r} has no tokenizer; use an image-text-to-text model")
+    check(tokenizer is not None, f"vlm: the processor of {task.model_path!r} has no tokenizer; "
+          "use an image-text-to-text model")
     token = image_token or getattr(processor, "image_token", None) or getattr(tokenizer, "image_token", None)
     check(isinstance(token, str) and token, f"vlm: the processor of {task.model_path!r} names no image token; "
           "pass image_token='<image>' (the placeholder its prompts use)")
@@ -424,29 +427,30 @@ def vlm_judge(task: JudgeTask, *, separator: str = "\n", image_token: str | None
     kc, n = task.concept_images.shape[:2]
     kl = len(task.labels)
     g = torch.Generator().manual_seed(int(task.seed))
-    jobs = []  # (k, i, l, j_pos, p, j_neg) drawn up front: results do not depend on batch_size
+    jobs = []  # (k, i, li, j_pos, p, j_neg) drawn up front: results do not depend on batch_size
     for k in range(kc):
         own = int(task.own_label[k])
         for i in range(n):
-            for l in range(kl):
-                choices = [j for j in range(n) if int(task.label_idx[l, j]) != int(task.concept_idx[k, i])] or list(range(n))
+            for li in range(kl):
+                choices = [j for j in range(n)
+                           if int(task.label_idx[li, j]) != int(task.concept_idx[k, i])] or list(range(n))
                 j_pos = choices[int(torch.randint(len(choices), (1,), generator=g))]
-                others = [p for p in range(kl) if p != l and (negatives == "any" or p != own)] or \
-                         [p for p in range(kl) if p != l]
+                others = [p for p in range(kl) if p != li and (negatives == "any" or p != own)] or \
+                         [p for p in range(kl) if p != li]
                 p = others[int(torch.randint(len(others), (1,), generator=g))]
                 j_neg = int(torch.randint(n, (1,), generator=g))
-                jobs.append((k, i, l, j_pos, p, j_neg))
+                jobs.append((k, i, li, j_pos, p, j_neg))
     texts = [build_prompt(label_text(lab), token, separator=separator, answers=tuple(answers)) for lab in task.labels]
     pil_c = [to_pil(task.concept_images[k]) for k in range(kc)]
-    pil_l = pil_c if task.shared_pools else [to_pil(task.label_images[l]) for l in range(kl)]
+    pil_l = pil_c if task.shared_pools else [to_pil(task.label_images[li]) for li in range(kl)]
     yes_t, no_t = torch.tensor(sorted(yes)), torch.tensor(sorted(no))
     keep_arg = "logits_to_keep" in inspect.signature(model.forward).parameters
     scores = torch.zeros(kc, n, kl)
     with _bar(len(jobs), "vlm judge", task.progress) as bar, torch.inference_mode():
         for start in range(0, len(jobs), task.batch_size):
             batch = jobs[start:start + task.batch_size]
-            inputs = processor(text=[texts[l] for _, _, l, _, _, _ in batch],
-                               images=[[pil_l[l][jp], pil_l[p][jn], pil_c[k][i]] for k, i, l, jp, p, jn in batch],
+            inputs = processor(text=[texts[li] for _, _, li, _, _, _ in batch],
+                               images=[[pil_l[li][jp], pil_l[p][jn], pil_c[k][i]] for k, i, li, jp, p, jn in batch],
                                return_tensors="pt", padding=True)
             inputs = {name: (v.to(task.device, dtype=dt) if torch.is_floating_point(v) else v.to(task.device))
                       if torch.is_tensor(v) else v for name, v in inputs.items()}
@@ -463,8 +467,8 @@ def vlm_judge(task: JudgeTask, *, separator: str = "\n", image_token: str | None
             lt = torch.logsumexp(logits[:, yes_t], 1)
             lf = torch.logsumexp(logits[:, no_t], 1)
             prob = torch.sigmoid(lt - lf)  # = P(True) / (P(True) + P(False))
-            for (k, i, l, *_), s in zip(batch, prob):
-                scores[k, i, l] = s
+            for (k, i, li, *_), s in zip(batch, prob):
+                scores[k, i, li] = s
             bar.update(len(batch))
     task.details["n_prompts"] = len(jobs)
     return scores.mean(1)
@@ -489,7 +493,8 @@ def clip_judge(task: JudgeTask, *, template: str = "a photo of a {label}", score
     processor, model = _load(task, "clip", load)
     model.to(task.device).eval()
     check(hasattr(model, "get_image_features") and hasattr(model, "get_text_features"),
-          f"clip: {task.model_path!r} is not an image-text embedding model (no get_image_features); use a CLIP or SigLIP model")
+          f"clip: {task.model_path!r} is not an image-text embedding model (no get_image_features); "
+          "use a CLIP or SigLIP model")
 
     def pooled(out):
         out = out if torch.is_tensor(out) else out.pooler_output
@@ -497,7 +502,7 @@ def clip_judge(task: JudgeTask, *, template: str = "a photo of a {label}", score
 
     kc, n = task.concept_images.shape[:2]
     with torch.inference_mode():
-        text_in = processor(text=[template.format(label=label_text(l)) for l in task.labels],
+        text_in = processor(text=[template.format(label=label_text(lab)) for lab in task.labels],
                             return_tensors="pt", padding=True)
         text = pooled(model.get_text_features(**{k: v.to(task.device) for k, v in text_in.items()})).cpu()
         flat = task.concept_images.reshape(kc * n, *task.concept_images.shape[2:])
@@ -723,10 +728,12 @@ def normalize_rows(raw: torch.Tensor, own_label: torch.Tensor, *, own_label_valu
 def _levels(data, request, level, concept_level) -> tuple[str, str]:
     if request is not None:
         from .requests import Request
-        check(isinstance(request, Request), f"request must be a Request from make_request, got {type(request).__name__}")
+        check(isinstance(request, Request),
+              f"request must be a Request from make_request, got {type(request).__name__}")
         check(request.data_fingerprint == data.fingerprint(), "the request was made for another data set; "
               "build it with make_request on the same data")
-        check(level is None or level == request.level, f"level={level!r} contradicts the request's level {request.level!r}")
+        check(level is None or level == request.level,
+              f"level={level!r} contradicts the request's level {request.level!r}")
         level = request.level
         default_concepts = "fine" if request.scenario == "subclass" else level
         check(concept_level is None or concept_level == default_concepts,
@@ -794,7 +801,8 @@ def estimate_transition_matrix(data, judge: str = "text", *, request=None, level
     from .training import resolve_device
 
     # -- everything is checked before any work
-    check(isinstance(data, Dataset), f"estimate_transition_matrix needs a Dataset (from load_dataset), got {type(data).__name__}")
+    check(isinstance(data, Dataset),
+          f"estimate_transition_matrix needs a Dataset (from load_dataset), got {type(data).__name__}")
     spec = get_judge(judge)
     unknown = set(judge_options) - set(spec.defaults)
     check(not unknown, f"judge {judge!r} has no option(s) {sorted(unknown)}; its options are: "

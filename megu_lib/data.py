@@ -24,8 +24,8 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-#: Our coarse grouping of Fashion-MNIST for the subclass scenario (MEGU_SPEC §8):
-#: upper-body garments, bottoms & dresses, footwear, bags.
+#: Our coarse grouping of Fashion-MNIST for the subclass scenario (ours; the book page *The method, and our reading of
+#: it*, *The setting*): upper-body garments, bottoms & dresses, footwear, bags.
 FASHION_MNIST_COARSE = {
     "tops": ("T-shirt/top", "Pullover", "Coat", "Shirt"),
     "bottoms & dresses": ("Trouser", "Dress"),
@@ -209,7 +209,8 @@ class Dataset:
         """A data set whose *test* part is a stratified ``fraction`` held out of the training
         data, and whose training part is the rest: for choosing hyperparameters without
         ever looking at the real test set."""
-        check(isinstance(fraction, (int, float)) and 0 < fraction < 1, f"validation fraction must be in (0, 1), got {fraction!r}")
+        check(isinstance(fraction, (int, float)) and 0 < fraction < 1,
+              f"validation fraction must be in (0, 1), got {fraction!r}")
         g = torch.Generator().manual_seed(seed)
         val = torch.zeros(len(self.train_y), dtype=torch.bool)
         for c in self.train_y.unique():
@@ -253,7 +254,8 @@ def load_dataset(name_or_path: str | os.PathLike, *, root: str | os.PathLike | N
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise MeguError(f"data set must be a name or a folder path, got {type(name_or_path).__name__}")
     key = str(name_or_path).strip()
-    check(key != "", f"the data set name is empty: use one of {', '.join(KNOWN_DATASETS)} or the path of an image folder")
+    check(key != "",
+          f"the data set name is empty: use one of {', '.join(KNOWN_DATASETS)} or the path of an image folder")
     norm = key.lower().replace("-", "_")
     if norm in ("fashion_mnist", "fashionmnist", "fmnist"):
         return _load_fashion_mnist(root, download)

@@ -1,4 +1,5 @@
-"""Entanglement of class concepts in feature space (MEGU_SPEC §2) — our operationalisation.
+"""Entanglement of class concepts in feature space — our operationalisation of the
+paper's motivation (the book's chapter *Entanglement* and page *The method, and our reading of it*).
 
 The paper argues qualitatively that concepts share "associated" feature patterns
 P_ij = P_i ∩ P_j and keep "unique" ones P_i minus P_ij, and that erasing shared features damages
@@ -93,7 +94,8 @@ def class_patterns(features: torch.Tensor, labels: torch.Tensor, classes, q: flo
 
 
 def model_patterns(model, data, *, level: str | None = None, q: float = 0.1, split: str = "train",
-                   max_samples: int | None = 10000, seed: int = 0, device=None) -> tuple[Patterns, torch.Tensor, torch.Tensor]:
+                   max_samples: int | None = 10000, seed: int = 0,
+                   device=None) -> tuple[Patterns, torch.Tensor, torch.Tensor]:
     """Patterns of a trained model on (a seeded subset of) ``split``: (Patterns, features, labels)."""
     x = data.train_x if split == "train" else data.test_x
     y = data.targets(split, level)

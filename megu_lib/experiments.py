@@ -37,7 +37,8 @@ def _environment() -> dict:
                                 cwd=Path(__file__).resolve().parents[1], timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    import numpy, sklearn
+    import numpy
+    import sklearn
     return dict(git_commit=commit, python=platform.python_version(), torch=torch.__version__,
                 numpy=numpy.__version__, sklearn=sklearn.__version__, platform=platform.platform(),
                 threads=torch.get_num_threads())
@@ -179,7 +180,7 @@ def profile_records(cfg: ExperimentConfig, data, *, run: bool = False, out_dir=N
     """The records of ``cfg`` on ``data`` (``cfg.record_files``) as one DataFrame with gaps to
     retrain, running what is missing when ``run``. Without ``run``, missing records stop with
     one line naming the command to run. Other records in the folder (an older config) are
-    ignored. ``cfg`` should be fitted to ``data`` (:meth:`ExperimentConfig.for_data`)."""
+    ignored. ``cfg`` should be fitted to ``data`` (:meth:`megu_lib.profile.ExperimentConfig.for_data`)."""
     folder = cfg.records_folder(out_dir)
     if run:
         run_experiments(cfg, out_dir=folder.parent, log=lambda m: log(m.split(" -> ")[0]))

@@ -1,7 +1,7 @@
 """Metrics: accuracies, membership inference, and the gap to a reference (retrained) model.
 
-MIA (MEGU_SPEC §7, after the SSD benchmark code): a logistic regression on the entropy
-of the softmax output, trained to tell retain-set training samples (members) from test
+MIA (the book page *The method, and our reading of it*, *What we report*; after the SSD benchmark code): a logistic
+regression on the entropy of the softmax output, trained to tell retain-set training samples (members) from test
 samples (non-members), balanced by subsampling; the reported figure is the share of
 forget samples it calls members — lower means more forgotten; compare with retrain's,
 not with zero. ``mia_loss`` is a loss-threshold variant (Yeom et al. 2018): the

@@ -10,8 +10,8 @@ noises and perturbations live in pixel space), and exposes
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .errors import MeguError, check
 
@@ -207,7 +207,8 @@ def build_model(arch: str | dict = "small_cnn", data=None, *, seed: int | None =
     """
     if isinstance(arch, dict):
         config = dict(arch)
-        check(config.get("arch") in ARCHITECTURES, f"unknown model {config.get('arch')!r}: use one of {', '.join(ARCHITECTURES)}")
+        check(config.get("arch") in ARCHITECTURES,
+              f"unknown model {config.get('arch')!r}: use one of {', '.join(ARCHITECTURES)}")
     else:
         config = model_config(arch, data, **kwargs)
     if seed is None:

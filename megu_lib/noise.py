@@ -30,7 +30,7 @@ from .models import model_fingerprint
 from .training import resolve_device
 
 NORMS = ("l2sq", "l2")
-#: The noise optimisation's knobs, declared once: MeGU and UNSIR take them as their
+#: The noise optimisation's knobs, declared once. MeGU and UNSIR take them as their
 #: ``noise_*`` hyperparameters (UNSIR's bank size is its ``noise_per_class``).
 PARAMS = {
     "steps": hp.Int(30, 1, search=hp.one_of(10, 30, 100), help="Adam steps"),
@@ -60,7 +60,7 @@ def train_noises(model, labels, *, sign: int, shape, bank: int = 1, steps: int =
     """
     check(sign in (1, -1), f"noise sign must be +1 or -1, got {sign!r}")
     check_noise_hp(steps, lr, lam, bank, norm, eps)
-    labels = [int(l) for l in labels]
+    labels = [int(lab) for lab in labels]
     device = resolve_device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -103,7 +103,7 @@ def noise_bank(model, labels, *, sign: int, shape, bank: int = 1, steps: int = 3
     hyperparameters. ``seconds`` is the recorded optimisation time, also when the noises
     come from the cache (so timings stay honest).
     """
-    labels = sorted({int(l) for l in labels})
+    labels = sorted({int(lab) for lab in labels})
     key = dict(model=model_key or model_fingerprint(model), labels=labels, sign=int(sign), shape=list(shape),
                bank=bank, steps=steps, lr=lr, lam=lam, norm=norm, eps=eps, seed=int(seed))
 
@@ -114,7 +114,7 @@ def noise_bank(model, labels, *, sign: int, shape, bank: int = 1, steps: int = 3
         return {"noise": n, "seconds": time.perf_counter() - start}
 
     entry = as_cache(cache).get_or_make("noise", key, make)
-    return {l: entry["noise"][i] for i, l in enumerate(labels)}, entry["seconds"]
+    return {lab: entry["noise"][i] for i, lab in enumerate(labels)}, entry["seconds"]
 
 
 def stack_bank(noises: dict, num_classes: int, shape) -> torch.Tensor:

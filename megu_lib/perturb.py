@@ -1,4 +1,4 @@
-"""Perturbing labels (MeGU step 2, MEGU_SPEC §4).
+"""Perturbing labels (MeGU step 2; the book page *The method, and our reading of it*, *Step 2*).
 
 For each forget sample (x, y) the paper chooses a wrong label that is semantically close:
 
@@ -19,7 +19,12 @@ scenario the labels are superclasses and the sample's own superclass is excluded
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from . import hparams as hp
 from .errors import check

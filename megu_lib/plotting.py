@@ -16,8 +16,16 @@ import seaborn as sns
 import torch
 from matplotlib.colors import ListedColormap
 
-from .tables import (ABLATION_LABELS, ABLATIONS, GAP_LABELS, RANKING_LABELS, SCENARIO_ORDER, gap_ranking,
-                     main_methods, scenarios_of)
+from .tables import (
+    ABLATION_LABELS,
+    ABLATIONS,
+    GAP_LABELS,
+    RANKING_LABELS,
+    SCENARIO_ORDER,
+    gap_ranking,
+    main_methods,
+    scenarios_of,
+)
 
 
 def show_examples(data, per_class: int = 6, seed: int = 0, level: str | None = None, highlight=()):
@@ -290,7 +298,8 @@ def image_grid(images, titles=None, *, ncols: int = 8, row_labels=None, noise: b
         a = img.permute(1, 2, 0).numpy()
         if a.shape[2] == 1:
             a = a[:, :, 0]
-            im = ax.imshow(a, cmap="RdBu_r" if noise else "gray", vmin=-scale if noise else 0, vmax=scale if noise else 1)
+            im = ax.imshow(a, cmap="RdBu_r" if noise else "gray", vmin=-scale if noise else 0,
+                           vmax=scale if noise else 1)
         else:
             ax.imshow(np.clip(a / (2 * scale) + 0.5, 0, 1) if noise else np.clip(a[:, :, :3], 0, 1))
         if titles is not None and i < len(titles):
@@ -367,7 +376,7 @@ def plot_gap_ranking(df: pd.DataFrame, methods=None):
 
 def plot_profile_comparison(table: pd.DataFrame):
     """Grouped bars: each method's mean gap to retrain under each profile of
-    :func:`profile_comparison` (shorter is closer to retrain)."""
+    :func:`megu_lib.tables.profile_comparison` (shorter is closer to retrain)."""
     gap = RANKING_LABELS["gap"]
     long = pd.DataFrame([dict(method=m, profile=label, gap=table.loc[m, (label, gap)])
                          for label in dict.fromkeys(table.columns.get_level_values(0)) for m in table.index

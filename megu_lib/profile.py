@@ -25,8 +25,12 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .errors import MeguError, check
 from .requests import SCENARIOS, config_hash, make_request
@@ -49,7 +53,7 @@ CONFIG_KEYS = {
     "hp": "per-method hyperparameter overrides {method: {name: value}}",
     "notebook": "options of the notebooks (see NOTEBOOK_KEYS)",
 }
-#: The profile's ``notebook:`` section: every key it may hold.
+#: Every key the profile's ``notebook`` section may hold, and what it means.
 NOTEBOOK_KEYS = {
     "forget_class": "the class the analysis chapters (00-04) forget; default: the class scenario's first target",
     "sensitivity": "MeGU's one-factor sensitivity sweep in the ablations chapter: {hyperparameter: [values]}",
@@ -245,8 +249,8 @@ def load_config(name: str, **overrides) -> ExperimentConfig:
     ``overrides`` replace top-level keys (None leaves a key as it is). Every problem is
     a one-line :class:`MeguError` naming the key and the file, before any work starts.
     """
-    from .methods import list_methods
     from .concepts import list_judges
+    from .methods import list_methods
 
     path = config_path(name)
     check(path.is_file(), f"unknown profile {name!r} (no {path}): use one of {', '.join(available_profiles())} "
@@ -273,7 +277,8 @@ def load_config(name: str, **overrides) -> ExperimentConfig:
     model = raw["model"] if isinstance(raw["model"], dict) else {"arch": raw["model"]}
     check(isinstance(model.get("arch"), str), f"{where}: model must name an arch, e.g. {{arch: small_cnn}}")
     from .models import ARCHITECTURES
-    check(model["arch"] in ARCHITECTURES, f"{where}: unknown model {model['arch']!r}; use one of {', '.join(ARCHITECTURES)}")
+    check(model["arch"] in ARCHITECTURES,
+          f"{where}: unknown model {model['arch']!r}; use one of {', '.join(ARCHITECTURES)}")
     train = raw["train"] if isinstance(raw["train"], dict) else {"preset": raw["train"]}
     from .training import train_config
     try:

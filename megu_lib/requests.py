@@ -156,7 +156,8 @@ def make_request(data: Dataset, scenario: str = "class", forget=None, *, fractio
         train_labels, test_labels = data.targets("train", level), data.targets("test", level)
     else:
         check(data.has_coarse, f"the subclass scenario needs coarse labels, and data set {data.name!r} has none; "
-              "use the class or random scenario, or a data set with a coarse grouping (fashion_mnist, cifar100, cifar20)")
+              "use the class or random scenario, or a data set with a coarse grouping "
+              "(fashion_mnist, cifar100, cifar20)")
         level = "coarse"
         ids = tuple(sorted({_resolve_class(t, data.classes, "forget subclass") for t in targets}))
         train_labels, test_labels = data.train_y, data.test_y

@@ -55,7 +55,6 @@ RANKING_LABELS = {"gap": "mean gap (pts)", "std": "std (pts)", "runs": "runs", "
 
 GAP_LABELS = {"gap": "mean gap", "gap_retain_acc": "retain acc.", "gap_forget_acc": "forget acc.",
               "gap_test_acc": "test acc.", "gap_mia": "MIA"}
-# the paper's figures (MEGU_SPEC §6)
 TABLE_COLUMNS = ("retain_acc", "forget_acc", "test_acc", "mia", "seconds", "gap")
 
 
@@ -194,13 +193,13 @@ def gap_summary(df: pd.DataFrame, methods=None, focus: str = "megu") -> dict:
         out["per_scenario"][s] = dict(best=r.index[0], best_gap=float(r.iloc[0]["gap"]),
                                       focus_rank=int(r.loc[focus, "rank"]) if focus in r.index else None)
     n_runs = int(overall["runs"].max())
-    text = (f"Over all scenarios ({n_runs} runs per method: requests × seeds), the method with the smallest mean gap to "
-            f"retrain is **{best}** ({out['best_gap']:.2f} points). ")
+    text = (f"Over all scenarios ({n_runs} runs per method: requests × seeds), the method with the smallest "
+            f"mean gap to retrain is **{best}** ({out['best_gap']:.2f} points). ")
     if out["focus_rank"] is None:
         text += f"{focus} was not run on this profile."
     elif best == focus:
         runner_up = overall.index[1] if len(overall) > 1 else None
-        text += (f"That is MeGU" + (f"; the next closest is {runner_up} "
+        text += ("That is MeGU" + (f"; the next closest is {runner_up} "
                                      f"({overall.loc[runner_up, 'gap']:.2f} points)." if runner_up else "."))
     else:
         text += (f"**It is not MeGU**: MeGU's mean gap is {out['focus_gap']:.2f} points, rank "
@@ -262,7 +261,8 @@ def collateral_frame(df: pd.DataFrame, request: str, overlap: pd.Series, methods
     """Tidy per (method, retained class): its overlap with the forgotten class and its test
     accuracy change against the original model (points; negative = damage)."""
     change = per_class_change(df, request)
-    methods = [m for m in (methods if methods is not None else main_methods(df)) if m in change.index and m != "original"]
+    methods = [m for m in (methods if methods is not None else main_methods(df))
+               if m in change.index and m != "original"]
     rows = [dict(method=m, **{"class": c}, overlap=float(overlap[c]), change=float(change.loc[m, c]))
             for m in methods for c in change.columns if c in overlap.index]
     return pd.DataFrame(rows)

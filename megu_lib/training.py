@@ -14,7 +14,7 @@ import math
 import os
 import random
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -44,7 +44,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         device = torch.device(device)
     except (RuntimeError, TypeError):
         raise MeguError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'auto'") from None
-    check(device.type != "cuda" or torch.cuda.is_available(), "device 'cuda' asked for but no GPU is available; use 'cpu' or 'auto'")
+    check(device.type != "cuda" or torch.cuda.is_available(),
+          "device 'cuda' asked for but no GPU is available; use 'cpu' or 'auto'")
     return device
 
 
@@ -74,8 +75,8 @@ class TrainConfig:
     """Everything that determines a training run besides data, model and seed.
 
     ``freeze_bn`` keeps BatchNorm layers in eval mode (running statistics untouched), for
-    short fine-tuning on inputs unlike the training data. ``epochs`` may be fractional. ``milestones`` are in epochs (step schedule, lr
-    multiplied by ``gamma`` at each). ``crop_padding`` 0 and ``hflip`` False switch the
+    short fine-tuning on inputs unlike the training data. ``epochs`` may be fractional. ``milestones`` are in epochs
+    (step schedule, lr multiplied by ``gamma`` at each). ``crop_padding`` 0 and ``hflip`` False switch the
     augmentation off; ``augment`` False switches all of it off.
     """
 
@@ -104,15 +105,18 @@ class TrainConfig:
             v = getattr(self, name)
             check(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
                   f"training {name} must be a positive number, got {v!r}")
-        check(isinstance(self.batch_size, int) and self.batch_size > 0, f"batch_size must be a positive int, got {self.batch_size!r}")
+        check(isinstance(self.batch_size, int) and self.batch_size > 0,
+              f"batch_size must be a positive int, got {self.batch_size!r}")
         for name in ("weight_decay", "momentum", "label_smoothing"):
             v = getattr(self, name)
-            check(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0, f"training {name} must be a number >= 0, got {v!r}")
+            check(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0,
+                  f"training {name} must be a number >= 0, got {v!r}")
         object.__setattr__(self, "milestones", tuple(self.milestones))
 
     def replace(self, **changes) -> "TrainConfig":
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        check(not unknown, f"unknown training option(s) {sorted(unknown)}: use {', '.join(f.name for f in dataclasses.fields(self))}")
+        check(not unknown, f"unknown training option(s) {sorted(unknown)}: "
+              f"use {', '.join(f.name for f in dataclasses.fields(self))}")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -120,7 +124,7 @@ class TrainConfig:
 
 
 #: Named presets. ``fast``: the CPU default for Fashion-MNIST with small_cnn.
-#: ``ssd_*``: the SSD benchmark protocol (Foster et al. 2024; MEGU_SPEC §7): SGD lr 0.1,
+#: ``ssd_*``: the SSD benchmark protocol (Foster et al. 2024, the protocol MeGU's paper follows): SGD lr 0.1,
 #: momentum 0.9, weight decay 5e-4, batch 64, step decay x0.2. ``gpu``: one-cycle at
 #: batch 1024 for throughput on one GPU (52.6k img/s for resnet18 on one H100, 36k at batch 512).
 PRESETS = {
@@ -247,7 +251,8 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Trai
     running = torch.zeros((), device=device)
     with progress_bar(total, desc, progress) as bar:
         while step < total:
-            order = torch.randperm(len(x), device=device, generator=gen) if sampler is None else sampler(epoch, gen).to(device)
+            order = (torch.randperm(len(x), device=device, generator=gen) if sampler is None
+                     else sampler(epoch, gen).to(device))
             for start in range(0, len(order), cfg.batch_size):
                 if step >= total:
                     break
@@ -277,7 +282,8 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Trai
                     if history is not None:
                         history.append((step, mean))
                     bar.set_postfix(loss=f"{mean:.3f}", refresh=False)
-                    check(math.isfinite(mean), f"{desc}: the loss became {mean} at step {step}; lower the learning rate")
+                    check(math.isfinite(mean),
+                          f"{desc}: the loss became {mean} at step {step}; lower the learning rate")
                 bar.update(1)
             epoch += 1
     model.eval()

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import check
-from .metrics import GAP_KEYS, evaluate, gap_to_reference
 from .methods import get_method, unlearn
+from .metrics import GAP_KEYS, evaluate, gap_to_reference
 
 
 def grid(**axes) -> list[dict]:
@@ -62,6 +62,7 @@ def best_setting(table: pd.DataFrame, axes, *, by: str = "gap", max_seconds: flo
     return {a: (best[a].item() if hasattr(best[a], "item") else best[a]) for a in axes}
 
 
+#: The sweep's axes when a profile names none (``notebook.sensitivity``).
 DEFAULT_SENSITIVITY = {"epochs": [0.5, 1.0, 2.0], "lr": [0.003, 0.01, 0.03], "retain_ratio": [0.5, 1.0, 2.0],
                        "noise_lambda": [0.01, 0.1, 1.0]}
 

@@ -43,11 +43,16 @@ import pandas as pd
 from myst_nb import glue
 
 import megu_lib as ml
-from megu_lib.entanglement import (class_patterns, confusion_rates, forgetting_difficulty, model_patterns,
-                                   overlap_confusion)
-from megu_lib.profile import chapter_setup
+from megu_lib.entanglement import (
+    class_patterns,
+    confusion_rates,
+    forgetting_difficulty,
+    model_patterns,
+    overlap_confusion,
+)
 from megu_lib.metrics import spearman
 from megu_lib.plotting import labelled_scatter, matrix_heatmap, pattern_membership
+from megu_lib.profile import chapter_setup
 
 setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
 cfg, seed, data, request, original = setup.cfg, setup.seed, setup.data, setup.request, setup.original
@@ -57,7 +62,7 @@ print(f"profile {cfg.name!r}: {data.name}, {cfg.model['arch']}, forget class {fo
 # %% [markdown]
 # ## Feature patterns and their overlap
 #
-# Our operationalisation (MEGU_SPEC §2): for every penultimate channel we take its mean
+# Our operationalisation (the paper gives none): for every penultimate channel we take its mean
 # activation on each class's training images and standardise it across classes (a z-score
 # per channel). A class's pattern $P_k$ is the top fraction $q$ of channels by that z-score —
 # the channels that fire *more* for this class than for the others. Two patterns overlap by

@@ -47,8 +47,8 @@ from myst_nb import glue
 
 import megu_lib as ml
 from megu_lib.concepts import get_judge, judge_agreement, nearest_table
-from megu_lib.profile import chapter_setup
 from megu_lib.plotting import heatmaps_side_by_side, matrix_heatmap
+from megu_lib.profile import chapter_setup
 
 setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
 cfg, seed, data, request, original = setup.cfg, setup.seed, setup.data, setup.request, setup.original
@@ -125,7 +125,7 @@ fig = matrix_heatmap(matrices[main].to_frame(), title=f"T from the {main!r} judg
 
 # %%
 nearest = nearest_table(matrices, top=3)
-for j, tm in matrices.items():
+for j in matrices:
     glue(f"tm_nearest_{j}", nearest.loc[forget_name, j], display=False)
 glue("tm_main_judge", main, display=False)
 glue("tm_main_nearest", nearest.loc[forget_name, main], display=False)

@@ -57,9 +57,9 @@ import torch
 from myst_nb import glue
 
 import megu_lib as ml
-from megu_lib.profile import chapter_setup
 from megu_lib.perturb import label_flow, perturbing_labels, rule_agreement, target_shares
 from megu_lib.plotting import image_grid, matrix_heatmap
+from megu_lib.profile import chapter_setup
 
 setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
 cfg, seed, data, request, original = setup.cfg, setup.seed, setup.data, setup.request, setup.original
@@ -115,8 +115,8 @@ glue("pl_n_targets", int((shares.loc[main_rule] > 0).sum()), display=False)
 # {glue:text}`pl_second_share:.0f`% to {glue:text}`pl_second_label`
 # ({glue:text}`pl_n_targets` labels receive any at all). The `T` rule sends every image of the
 # class to one label (its row of $T$ has one maximum); `prediction` follows, image by image,
-# the model's most probable label other than $y$; `product` and `mix` sit between; `random` spreads the class evenly — the
-# ablation that throws the semantic guidance away.
+# the model's most probable label other than $y$; `product` and `mix` sit between; `random`
+# spreads the class evenly — the ablation that throws the semantic guidance away.
 #
 # ## Single images
 #

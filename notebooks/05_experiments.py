@@ -40,9 +40,10 @@ also = ["full", "full_vit"]  # profiles whose committed records are shown beside
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from megu_lib import plotting as pl, tables as tb
-from megu_lib.profile import check_parameter, records_setup
+from megu_lib import plotting as pl
+from megu_lib import tables as tb
 from megu_lib.entanglement import overlap_with_forgotten
+from megu_lib.profile import check_parameter, records_setup
 
 check_parameter("run", run, bool, "True or False")
 check_parameter("q", q, (int, float), "a fraction in (0, 1]")

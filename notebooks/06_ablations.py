@@ -24,12 +24,13 @@
 # | `megu_no_pos` | no positive noise $N_{pos}$ |
 # | `megu_no_neg` | no negative noise $N_{neg}$ |
 # | `megu_no_noise` | neither noise: relabelled forget samples only |
-# | `megu_random_label` | a random wrong label instead of the guided one (close to amnesiac unlearning {cite}`graves2021amnesiac`) |
-# | `megu_paper` | not an ablation: MeGU with the paper's literal settings (hard perturbing labels, every forget sample noised) where ours differ |
+# | `megu_random_label` | a random wrong label, not a guided one (as amnesiac unlearning {cite}`graves2021amnesiac`) |
+# | `megu_paper` | not an ablation: the paper's literal settings (hard labels, every forget sample noised) |
 #
 # The second half of the page varies MeGU's hyperparameters one at a time around the
 # profile's values, on one request, to show how much the result depends on them. The
-# schedule and the noise weight are **ours** where the paper is silent (MEGU_SPEC §5).
+# schedule and the noise weight are **ours** where the paper is silent (the book page
+# {doc}`../method`, *Step 3*).
 
 # %% tags=["parameters"]
 profile = "default"  # a profile in params/ or a YAML path
@@ -42,9 +43,10 @@ sweep = True  # run the sensitivity sweep (profile key notebook.sensitivity)
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from megu_lib import plotting as pl, tables as tb, tuning
-from megu_lib.profile import check_parameter, records_setup
-from megu_lib.profile import build_requests
+from megu_lib import plotting as pl
+from megu_lib import tables as tb
+from megu_lib import tuning
+from megu_lib.profile import build_requests, check_parameter, records_setup
 
 check_parameter("run", run, bool, "True or False")
 check_parameter("sweep", sweep, bool, "True or False")

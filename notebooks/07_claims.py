@@ -44,7 +44,9 @@ import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
 
-from megu_lib import claims as cl, plotting as pl, tables as tb
+from megu_lib import claims as cl
+from megu_lib import plotting as pl
+from megu_lib import tables as tb
 from megu_lib.profile import check_parameter, records_setup
 
 check_parameter("run", run, bool, "True or False")

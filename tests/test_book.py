@@ -9,8 +9,7 @@ import nbformat
 import pytest
 import yaml
 
-from megu_lib import MeguError
-from megu_lib import book
+from megu_lib import MeguError, book
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +42,8 @@ def test_config_renders_offline_and_never_executes():
     import importlib.util
     spec = importlib.util.find_spec("sphinx-mathjax-offline")
     assert spec is not None, "the MathJax package is installed (pyproject's book extra)"
-    assert (Path(spec.origin).parent / "static" / "mathjax" / sphinx["config"]["mathjax_path"].split("/", 1)[1]).is_file()
+    assert (Path(spec.origin).parent / "static" / "mathjax"
+            / sphinx["config"]["mathjax_path"].split("/", 1)[1]).is_file()
     assert {"sphinx.ext.autodoc", "sphinx.ext.napoleon"} <= set(sphinx["extra_extensions"])
     for name, path in sphinx["local_extensions"].items():
         assert (ROOT / path / f"{name}.py").is_file()
@@ -148,12 +148,14 @@ def _nb(cells):
 
 def test_check_notebook(tmp_path):
     code = nbformat.v4.new_code_cell
-    good = _nb([code("x", outputs=[nbformat.v4.new_output("display_data", data={"image/png": "iVBO", "text/plain": "<Figure>"})]),
+    good = _nb([code("x", outputs=[nbformat.v4.new_output("display_data",
+                                                          data={"image/png": "iVBO", "text/plain": "<Figure>"})]),
                 code("import os")])
     p = tmp_path / "good.ipynb"
     nbformat.write(good, p)
     assert book.check_notebook(p) == []
-    bad = _nb([code("w", outputs=[nbformat.v4.new_output("stream", name="stderr", text="x.py:3: FutureWarning: old\n")]),
+    bad = _nb([code("w", outputs=[nbformat.v4.new_output("stream", name="stderr",
+                                                         text="x.py:3: FutureWarning: old\n")]),
                code("e", outputs=[nbformat.v4.new_output("stream", name="stdout", text="  \n")])])
     nbformat.write(bad, p)
     problems = book.check_notebook(p)

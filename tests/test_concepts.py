@@ -1,4 +1,4 @@
-"""Concept judges and the transition matrix (MEGU_SPEC §3), offline (HF_HUB_OFFLINE=1).
+"""Concept judges and the transition matrix (MeGU step 1), offline (HF_HUB_OFFLINE=1).
 
 The paper's judge (``vlm``) and ``clip`` run through their real loading and scoring code
 on tiny randomly initialised models built from configs and saved to a local folder.
@@ -9,10 +9,18 @@ import pytest
 import torch
 
 from megu_lib import MeguError, make_request
-from megu_lib.concepts import (PAPER_QUESTION, TransitionMatrix, build_prompt, check_transition_matrix,
-                               estimate_transition_matrix, get_judge, list_judges, pluralize)
+from megu_lib.concepts import (
+    PAPER_QUESTION,
+    TransitionMatrix,
+    build_prompt,
+    check_transition_matrix,
+    estimate_transition_matrix,
+    get_judge,
+    list_judges,
+    pluralize,
+)
 
-# The paper's prompt as MEGU_SPEC §3 quotes it, placeholders and all.
+# The paper's prompt as the paper gives it, placeholders and all.
 SPEC_PROMPT = [
     "Question: This image <IMG_l> shows a photo of <label_l>, True or False? Answer: True;",
     "Question: This image <IMG_p> shows a photo of <label_l>, True or False? Answer: False;",
@@ -36,8 +44,14 @@ def _word_tokenizer(words, **special):
 @pytest.fixture(scope="module")
 def tiny_vlm(tmp_path_factory):
     """A random Llava (CLIP vision tower + 2-layer Llama, hidden size 32) saved to a folder."""
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
     words = "Question This image shows a photo of True False or Answer ; : , ? tops footwear bags".split()
     tok, vocab = _word_tokenizer(words, extra_special_tokens={"image_token": "<image>"})
     vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,

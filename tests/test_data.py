@@ -81,7 +81,7 @@ def _write_cifar(root: Path, which: str):
         folder.mkdir(parents=True)
         fine = list(D.CIFAR100_CLASSES)
         coarse_of = {c: i for i, g in enumerate(D.CIFAR100_COARSE.values()) for c in g}
-        entry = {"data": flat, "fine_labels": labels, "coarse_labels": [coarse_of[fine[l]] for l in labels]}
+        entry = {"data": flat, "fine_labels": labels, "coarse_labels": [coarse_of[fine[lab]] for lab in labels]}
         for name in ("train", "test"):
             pickle.dump(entry, open(folder / name, "wb"))
         pickle.dump({"fine_label_names": fine}, open(folder / "meta", "wb"))

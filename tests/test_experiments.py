@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from megu_lib import MeguError
+from megu_lib import MeguError, tables
 from megu_lib import experiments as ex
 from megu_lib import profile as pf
-from megu_lib import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -58,7 +58,7 @@ def test_positive_noise_lowers_and_negative_raises_class_loss(trained_small, sma
         neg = train_noises(trained_small, [label], sign=-1, shape=shape, bank=4, steps=30, eps=0.3)[0]
         target = torch.full((4,), label)
         with torch.no_grad():
-            ce = lambda x: F.cross_entropy(trained_small(x), target).item()
+            ce = lambda x, target=target: F.cross_entropy(trained_small(x), target).item()
             assert ce(pos) < ce(base) < ce(neg)
         assert neg.abs().max() <= 0.3 + 1e-6
 

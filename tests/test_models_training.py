@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from megu_lib import MeguError, build_model, count_parameters, predict_logits, seed_everything, train_config, train_model
+from megu_lib import (
+    MeguError,
+    build_model,
+    count_parameters,
+    predict_logits,
+    seed_everything,
+    train_config,
+    train_model,
+)
 from megu_lib.models import model_config
 from megu_lib.training import augment_batch
 

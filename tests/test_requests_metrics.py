@@ -67,7 +67,8 @@ def test_accuracy_and_entropy_exact():
 
 def test_mia_on_hand_made_logits():
     g = torch.Generator().manual_seed(0)
-    confident = torch.randn(400, 10, generator=g) + torch.nn.functional.one_hot(torch.zeros(400, dtype=torch.long), 10) * 12
+    confident = (torch.randn(400, 10, generator=g)
+                 + torch.nn.functional.one_hot(torch.zeros(400, dtype=torch.long), 10) * 12)
     unsure = torch.randn(400, 10, generator=g) * 0.3
     assert mia_entropy(confident, unsure, confident[:100]) == 100.0
     assert mia_entropy(confident, unsure, unsure[:100]) == 0.0
@@ -78,7 +79,7 @@ def test_mia_on_hand_made_logits():
 
 def test_mia_calls_training_data_members_more_often(small):
     """An over-fit model: its own training samples look like members more often than held-out ones."""
-    from megu_lib import build_model, train_config, train_model, predict_logits
+    from megu_lib import build_model, predict_logits, train_config, train_model
     x, y = small.train_x[:600], small.train_y[:600]
     m = build_model("small_cnn", small, seed=0, width=16)
     train_model(m, x, y, train_config("fast", epochs=25, augment=False, batch_size=64, lr=0.05,

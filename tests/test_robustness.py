@@ -132,7 +132,8 @@ BAD_CALLS = [
     ("request-no-target", lambda t: ml.make_request(t.data, "class", forget=[]), "at least one class"),
     ("request-forget-all-classes", lambda t: ml.make_request(t.data, "class", forget=list(t.data.classes)),
      "whole training set"),
-    ("request-forget-all-by-count", lambda t: ml.make_request(t.data, "random", forget=600), "cannot forget 600 of 600"),
+    ("request-forget-all-by-count", lambda t: ml.make_request(t.data, "random", forget=600),
+     "cannot forget 600 of 600"),
     ("request-forget-all-by-rounding", lambda t: ml.make_request(t.data, "random", fraction=0.9999),
      "forgets all 600"),
     ("request-fraction-nan", lambda t: ml.make_request(t.data, "random", fraction=NAN), r"in \(0, 1\)"),
@@ -171,7 +172,8 @@ BAD_CALLS = [
     ("unlearn-megu-epochs-nan", lambda t: ml.unlearn("megu", t.model, t.data, t.request, judge="uniform", epochs=NAN),
      "epochs must be a positive number"),
     ("unlearn-megu-noise-eps-nan", lambda t: ml.unlearn("megu", t.model, t.data, t.request, judge="uniform",
-                                                       noise_eps=NAN), r"megu: noise_eps must be a positive number or null \(None\), got nan"),
+                                                       noise_eps=NAN),
+     r"megu: noise_eps must be a positive number or null \(None\), got nan"),
     ("unlearn-retrain-bad-schedule", lambda t: ml.unlearn("retrain", t.model, t.data, t.request, train="turbo"),
      "unknown training preset"),
     # evaluation
@@ -301,7 +303,8 @@ BAD_PROFILES = [
     ("eval-not-mapping", dict(eval="fast"), "eval must be a mapping"),
     ("eval-max-retain-negative", dict(eval={"max_retain": -1}), "max_retain must be a positive int"),
     ("notebook-not-mapping", dict(notebook="Shirt"), "notebook must be a mapping"),
-    ("hp-nan", dict(hp={"unsir": {"impair_lr": float("nan")}}), "hp.unsir.impair_lr must be a positive number, got nan"),
+    ("hp-nan", dict(hp={"unsir": {"impair_lr": float("nan")}}),
+     "hp.unsir.impair_lr must be a positive number, got nan"),
     ("hp-negative", dict(hp={"unsir": {"noise_steps": -5}}), "hp.unsir.noise_steps must be an int >= 1, got -5"),
     ("hp-wrong-type", dict(hp={"finetune": {"augment": "yes"}}), "hp.finetune.augment must be true or false"),
     ("hp-not-mapping", dict(hp=["unsir"]), "hp must map a method"),
@@ -331,8 +334,9 @@ def test_profile_file_not_a_mapping(text, match, tmp_path):
     one_line(err)
 
 
-@pytest.mark.parametrize("scenarios,match", [({"random": {"forget": [1.5]}}, r"fraction must be in \(0, 1\)"),
-                                             ({"class": {"forget": ["Hat"]}}, "scenarios.class.forget: 'Hat' is not a class of .*its classes: T-shirt")])
+@pytest.mark.parametrize("scenarios,match", [
+    ({"random": {"forget": [1.5]}}, r"fraction must be in \(0, 1\)"),
+    ({"class": {"forget": ["Hat"]}}, "scenarios.class.forget: 'Hat' is not a class of .*its classes: T-shirt")])
 def test_profile_targets_fail_before_training(scenarios, match, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr("megu_lib.checkpoints.train_model", lambda *a, **k: calls.append(1))
@@ -420,7 +424,8 @@ def test_cli_in_a_real_process_no_traceback(tmp_path):
 
 # --------------------------------------------------------------------------- 1e. the book runner
 def test_book_bad_parameters_leave_the_book_alone(tmp_path, capsys):
-    from megu_lib.book import execute_notebooks, main as book_main
+    from megu_lib.book import execute_notebooks
+    from megu_lib.book import main as book_main
     nb = tmp_path / "00_empty.py"
     nb.write_text("# %%\nprint('hi')\n")
     out = tmp_path / "executed"
@@ -437,7 +442,8 @@ def test_book_bad_parameters_leave_the_book_alone(tmp_path, capsys):
         (dict(profile=12), "unknown profile"),
         (dict(dataset=str(tmp_path / "nowhere")), "unknown data set"),
         (dict(dataset=7), "dataset must be a name"),
-        (dict(profile=str(bad_forget)), r"robust.yaml: notebook.forget_class: 'Hat' is not a class of .*; its classes: T-shirt/top"),
+        (dict(profile=str(bad_forget)),
+         r"robust.yaml: notebook.forget_class: 'Hat' is not a class of .*; its classes: T-shirt/top"),
         (dict(kernel="no-such-kernel"), "no Jupyter kernel 'no-such-kernel'"),
         (dict(out_dir=a_file), "is a file"),
     ]
@@ -608,8 +614,8 @@ def test_interrupted_runs_resume_without_damage_or_rework(tmp_path, clean_runs):
     def run(kill):
         events.write_text("")
         before = {k: v for k, v in _snapshot(tmp_path).items()
-                  if k.startswith("results") or (k.startswith("cache") and (k.endswith(".json")
-                                                                          or (tmp_path / k).with_suffix(".json").exists()))}
+                  if k.startswith("results")
+                  or (k.startswith("cache") and (k.endswith(".json") or (tmp_path / k).with_suffix(".json").exists()))}
         res = subprocess.run([sys.executable, str(child)], env={**env, "ROBUST_KILL": kill}, cwd=tmp_path,
                              capture_output=True, text=True, timeout=300)
         after = _snapshot(tmp_path)

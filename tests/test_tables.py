@@ -1,5 +1,5 @@
-"""megu_lib.tables, claims and the records figures: the tables, sentences, figures and verdicts of the chapters on experiments,
-ablations and claims — on synthetic records (fast), and once on a tiny real run."""
+"""megu_lib.tables, claims and the records figures: the tables, sentences, figures and verdicts of the chapters on
+experiments, ablations and claims — on synthetic records (fast), and once on a tiny real run."""
 import json
 import warnings
 
@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from megu_lib import MeguError, plotting, tables, tuning  # noqa: E402
 from megu_lib import claims as cl  # noqa: E402
-from megu_lib import profile as pf  # noqa: E402
 from megu_lib import experiments as ex  # noqa: E402
+from megu_lib import profile as pf  # noqa: E402
 
 CLASSES = ["a", "b", "c", "d"]
 BASE = dict(retain_acc=90.0, forget_acc=0.0, test_acc=85.0, mia=10.0)
@@ -224,7 +224,8 @@ def test_profile_for_other_data(small, tmp_path):
             Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
     from megu_lib import load_image_folder
     folder = load_image_folder(tmp_path / "imgs")
-    with pytest.raises(MeguError, match=r"scenarios.class.forget: 'Shirt' is not a class of .*its classes: cat, dog, fox"):
+    with pytest.raises(MeguError,
+                       match=r"scenarios.class.forget: 'Shirt' is not a class of .*its classes: cat, dog, fox"):
         cfg.for_data(folder)  # the profile's own data set lacks no class: the folder is not its data set
     cfg = pf.load_config("smoke", dataset=str(tmp_path / "imgs"))  # asked for another data set: substitutes
     fitted, notes = cfg.for_data(folder)
@@ -285,7 +286,8 @@ def test_profile_comparison_side_by_side():
     assert np.isnan(table.loc["ssd", ("full (resnet18, cuda)", gap)])
     assert table.loc["megu", ("default (small_cnn, cpu)", rank)] == 1
     assert table.loc["finetune", ("full (resnet18, cuda)", rank)] == 1  # better on the other profile
-    assert table.loc["finetune", ("full (resnet18, cuda)", gap)] < table.loc["finetune", ("default (small_cnn, cpu)", gap)]
+    assert (table.loc["finetune", ("full (resnet18, cuda)", gap)]
+            < table.loc["finetune", ("default (small_cnn, cpu)", gap)])
     fig = plotting.plot_profile_comparison(table)
     assert len(fig.axes[0].patches) >= 2 * len(table) - 1
     with pytest.raises(MeguError, match="mapping"):

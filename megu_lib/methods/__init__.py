@@ -39,7 +39,7 @@ import inspect
 import numbers
 import pkgutil
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import MeguError, check
 from ..hparams import Param, check_values
@@ -96,23 +96,24 @@ def register(name: str, *, summary: str, source: str):
 
 
 def _load_all():
-    # retrain first: it is the reference every table compares with; then alphabetical
-    importlib.import_module(f"{__name__}.retrain")
     for mod in pkgutil.iter_modules(__path__):
         if not mod.name.startswith("_"):
             importlib.import_module(f"{__name__}.{mod.name}")
 
 
 def list_methods() -> list[str]:
-    """Names of the registered methods, in registration order."""
+    """Names of the registered methods: retrain first (the reference every table compares
+    with), then by module name, and in registration order within a module (MeGU before its
+    ablations) — the same order whichever module was imported first."""
     _load_all()
-    return list(_REGISTRY)
+    position = {name: i for i, name in enumerate(_REGISTRY)}
+    return sorted(_REGISTRY, key=lambda n: (n != "retrain", _REGISTRY[n].fn.__module__, position[n]))
 
 
 def get_method(name: str) -> Method:
     _load_all()
     if name not in _REGISTRY:
-        raise MeguError(f"unknown method {name!r}: use one of {', '.join(_REGISTRY)}")
+        raise MeguError(f"unknown method {name!r}: use one of {', '.join(list_methods())}")
     return _REGISTRY[name]
 
 
@@ -151,12 +152,12 @@ class Timing:
 
     @property
     def apart(self) -> dict:
-        """{name: recorded seconds} of the one-off parts not in ``seconds``."""
+        """Recorded seconds of the one-off parts not in ``seconds``, by part name."""
         return {p.name: p.recorded for p in self.parts if not p.counted}
 
     @property
     def from_cache(self) -> dict:
-        """{name: recorded seconds} of the counted parts (their wall time was replaced)."""
+        """Recorded seconds of the counted parts (their wall time was replaced), by part name."""
         return {p.name: p.recorded for p in self.parts if p.counted}
 
     def to_dict(self) -> dict:

@@ -1,4 +1,5 @@
-"""Helpers the baseline unlearning methods share: the fine-tuning schedule, frozen teachers, random labels and masked losses.
+"""Helpers the baseline unlearning methods share: the fine-tuning schedule, frozen teachers, random labels and
+masked losses.
 
 Not a method (it registers nothing); the method files import it.
 """

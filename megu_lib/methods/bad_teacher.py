@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from . import register
-from ._common import frozen_copy, kl_per_sample, live_logits, schedule, seeded_subset, teacher_logits
 from .. import hparams as hp
 from ..models import build_model
 from ..training import train_model
+from . import register
+from ._common import frozen_copy, kl_per_sample, live_logits, schedule, seeded_subset, teacher_logits
 
 
 @register("bad_teacher", summary="KL distillation: competent teacher on retain, incompetent (random) teacher on forget",

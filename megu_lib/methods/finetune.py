@@ -1,10 +1,10 @@
 """Fine-tuning on the retain set only: the simplest baseline, forgetting by catastrophic interference."""
 from __future__ import annotations
 
-from . import register
-from ._common import schedule
 from .. import hparams as hp
 from ..training import train_model
+from . import register
+from ._common import schedule
 
 
 @register("finetune", summary="fine-tune the original on the retain set only",

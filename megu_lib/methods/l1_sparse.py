@@ -6,10 +6,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import register
-from ._common import schedule
 from .. import hparams as hp
 from ..training import train_model
+from . import register
+from ._common import schedule
 
 
 @register("l1_sparse", summary="fine-tune on the retain set with gamma_e * ||w||_1, gamma_e falling linearly per epoch",

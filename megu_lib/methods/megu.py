@@ -1,6 +1,6 @@
 """MeGU: Machine-Guided Unlearning with Target Feature Disentanglement, and its ablations.
 
-The paper's three steps (arXiv 2602.17088, §3; the book's page *The method, and our reading
+The paper's three steps (arXiv 2602.17088; the book's page *The method, and our reading
 of it* gives each choice below with its parameter name), as we implement them:
 
 1. a transition matrix T from a concept judge (:mod:`megu_lib.concepts`; the paper uses a
@@ -30,11 +30,12 @@ import time
 
 import torch
 
-from . import MethodOutput, TimedPart, get_method, register
 from .. import hparams as hp
-from ..noise import PARAMS as NOISE, noise_bank, stack_bank
+from ..noise import PARAMS as NOISE
+from ..noise import noise_bank, stack_bank
 from ..perturb import MIX_WEIGHT, RULE, perturbing_scores, soft_targets
 from ..training import predict_logits, recalibrate_bn, resolve_device, train_config, train_model
+from . import MethodOutput, TimedPart, get_method, register
 
 SOURCE = ("Paper: MeGU (arXiv 2602.17088) — transition matrix, perturbing labels, Fragment-Align "
           "with positive/negative noises. Noise optimisation after UNSIR (Tarun et al. 2023). "
@@ -51,8 +52,8 @@ def forget_concepts(data, request) -> torch.Tensor:
 def transition_for(data, request, model, *, judge, n_exemplars, seed, cache, device, progress):
     """The transition matrix for a request (cached by :mod:`megu_lib.concepts`)."""
     from ..concepts import estimate_transition_matrix
-    return estimate_transition_matrix(data, judge, request=request, model=model, n_exemplars=n_exemplars, seed=seed, cache=cache,
-                                      device=device, progress=progress)
+    return estimate_transition_matrix(data, judge, request=request, model=model, n_exemplars=n_exemplars, seed=seed,
+                                      cache=cache, device=device, progress=progress)
 
 
 def _judges():
@@ -97,7 +98,7 @@ class MeguParts:
         return sum(p.recorded for p in self.parts if p.name == "noises")
 
 
-#: the ablations: MeGU with some hyperparameters fixed (and removed from their declarations)
+#: MeGU's ablations, each with the hyperparameters it fixes (they leave its declarations)
 VARIANTS: dict[str, dict] = {}
 
 

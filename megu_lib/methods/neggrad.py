@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import register
-from ._common import masked_mean, schedule
 from .. import hparams as hp
 from ..training import train_model
+from . import register
+from ._common import masked_mean, schedule
 
 
 def paired_batches(n_retain: int, n_forget: int, retain_batch: int, forget_batch: int):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from . import register
-from ._common import random_wrong_labels, schedule
 from .. import hparams as hp
 from ..training import train_model
+from . import register
+from ._common import random_wrong_labels, schedule
 
 
 @register("random_label", summary="forget samples get random wrong labels; fine-tune on them with the retain set",

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import time
 
-from . import MethodOutput, TimedPart, register
 from .. import hparams as hp
 from ..checkpoints import fit_model
+from . import MethodOutput, TimedPart, register
 
 
 def _schedule_problem(value) -> str | None:

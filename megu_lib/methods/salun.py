@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import register
-from ._common import batch_ce_gradients, schedule
 from .. import hparams as hp
 from ..training import train_model
+from . import register
+from ._common import batch_ce_gradients, schedule
 
 
 def saliency_mask(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ratio: float, *,

@@ -5,10 +5,10 @@ import math
 
 import torch.nn.functional as F
 
-from . import register
-from ._common import frozen_copy, kl_per_sample, live_logits, schedule, teacher_logits
 from .. import hparams as hp
 from ..training import train_model
+from . import register
+from ._common import frozen_copy, kl_per_sample, live_logits, schedule, teacher_logits
 
 
 @register("scrub", summary="alternate max-steps (KL away from the teacher on forget) and min-steps "
@@ -18,7 +18,8 @@ from ..training import train_model
 def scrub(model, data, request, *, device, progress, seed, cache,
           epochs=hp.epochs(3), msteps=hp.Int(2, lo=0, search=hp.one_of(1, 2, 3)), lr=hp.lr(5e-4, 1e-5, 1e-2),
           temperature=hp.positive(4.0, search=hp.one_of(1.0, 2.0, 4.0)),
-          alpha=hp.Float(0.001, 0, search=hp.log_range(1e-4, 1.0)), gamma=hp.Float(0.99, 0, search=hp.one_of(0.5, 0.99)),
+          alpha=hp.Float(0.001, 0, search=hp.log_range(1e-4, 1.0)),
+          gamma=hp.Float(0.99, 0, search=hp.one_of(0.5, 0.99)),
           batch_size=hp.batch_size(256), forget_batch_size=hp.batch_size(512), augment=hp.flag(False)):
     """SCRUB with the frozen original as teacher and the model as student.
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from .. import hparams as hp
 from . import register
 from ._common import batch_ce_gradients, seeded_subset
-from .. import hparams as hp
 
 IMPORTANCE_SETS = ("train", "retain")
 

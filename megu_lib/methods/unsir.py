@@ -18,10 +18,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from . import MethodOutput, TimedPart, register
 from .. import hparams as hp
-from ..noise import PARAMS as NOISE, noise_bank, stack_bank
+from ..noise import PARAMS as NOISE
+from ..noise import noise_bank, stack_bank
 from ..training import train_config, train_model
+from . import MethodOutput, TimedPart, register
 
 
 @register("unsir", summary="impair on error-maximising noise + retain subsample, then repair on retain",
@@ -81,10 +82,12 @@ def unsir(model, data, request, *, device, progress, seed, cache,
     cfg = train_config("fast", batch_size=batch_size, schedule="constant", augment=False, nesterov=False)
     train_model(model, data.train_x, labels, cfg.replace(epochs=impair_epochs, lr=impair_lr),
                 extras={"noise": is_noise, "noise_id": noise_id}, loss_fn=impair_loss,
-                sampler=lambda e, gen: impair_idx.to(gen.device)[torch.randperm(len(impair_idx), device=gen.device, generator=gen)],
+                sampler=lambda e, gen: impair_idx.to(gen.device)[torch.randperm(len(impair_idx), device=gen.device,
+                                                                                generator=gen)],
                 seed=seed, device=device, progress=progress, desc="unsir impair")
     train_model(model, data.train_x, labels, cfg.replace(epochs=repair_epochs, lr=repair_lr),
-                sampler=lambda e, gen: retain_sub.to(gen.device)[torch.randperm(len(retain_sub), device=gen.device, generator=gen)],
+                sampler=lambda e, gen: retain_sub.to(gen.device)[torch.randperm(len(retain_sub), device=gen.device,
+                                                                                generator=gen)],
                 seed=seed + 1, device=device, progress=progress, desc="unsir repair")
     return MethodOutput(details={"n_impair": len(impair_idx), "n_repair": len(retain_sub)},
                         parts=(TimedPart("noises", wall=noise_wall, recorded=noise_seconds, counted=True),))
