@@ -12,9 +12,10 @@ Public entry points::
 """
 from .cache import Cache
 from .checkpoints import fit_model
-from .concepts import TransitionMatrix, build_prompt, estimate_transition_matrix, get_judge, list_judges
+from .concepts import TransitionMatrix, estimate_transition_matrix
 from .data import Dataset, load_dataset, load_image_folder
 from .errors import MeguError
+from .judges import build_prompt, get_judge, list_judges
 from .methods import UnlearnResult, get_method, list_methods, unlearn
 from .metrics import evaluate, gap_to_reference, per_class_accuracy
 from .models import build_model, count_parameters

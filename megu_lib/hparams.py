@@ -86,7 +86,7 @@ def one_of(*values) -> Search:
 KINDS = ("float", "int", "bool", "choice", "value")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class Param:
     """One hyperparameter: its default, type (``kind``), allowed values and search space.
 
@@ -111,6 +111,19 @@ class Param:
 
     def __post_init__(self):
         check(self.kind in KINDS, f"unknown hyperparameter kind {self.kind!r}: use one of {', '.join(KINDS)}")
+
+    def __repr__(self) -> str:
+        # a signature (help(), the API page) shows the default value, as for a plain keyword
+        return repr(self.default)
+
+    def describe(self) -> str:
+        """The declaration in words: default, allowed values, search space."""
+        space = ""
+        if self.search is not None:
+            s = self.search
+            space = (f"; tuned among {', '.join(map(repr, s.values))}" if s.scale == "choice"
+                     else f"; tuned on a {s.scale} scale over [{s.lo:g}, {s.hi:g}]")
+        return f"default {self.default!r}; {self.wants()}{space}"
 
     def replace(self, **changes) -> "Param":
         return dataclasses.replace(self, **changes)

@@ -249,7 +249,7 @@ def load_config(name: str, **overrides) -> ExperimentConfig:
     ``overrides`` replace top-level keys (None leaves a key as it is). Every problem is
     a one-line :class:`MeguError` naming the key and the file, before any work starts.
     """
-    from .concepts import list_judges
+    from .judges import list_judges
     from .methods import list_methods
 
     path = config_path(name)

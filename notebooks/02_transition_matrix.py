@@ -46,7 +46,8 @@ import pandas as pd
 from myst_nb import glue
 
 import megu_lib as ml
-from megu_lib.concepts import get_judge, judge_agreement, nearest_table
+from megu_lib.concepts import judge_agreement, nearest_table
+from megu_lib.judges import get_judge
 from megu_lib.plotting import heatmaps_side_by_side, matrix_heatmap
 from megu_lib.profile import chapter_setup
 

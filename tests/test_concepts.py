@@ -9,16 +9,8 @@ import pytest
 import torch
 
 from megu_lib import MeguError, make_request
-from megu_lib.concepts import (
-    PAPER_QUESTION,
-    TransitionMatrix,
-    build_prompt,
-    check_transition_matrix,
-    estimate_transition_matrix,
-    get_judge,
-    list_judges,
-    pluralize,
-)
+from megu_lib.concepts import TransitionMatrix, check_transition_matrix, estimate_transition_matrix
+from megu_lib.judges import PAPER_QUESTION, build_prompt, get_judge, list_judges, pluralize
 
 # The paper's prompt as the paper gives it, placeholders and all.
 SPEC_PROMPT = [

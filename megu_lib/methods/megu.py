@@ -57,7 +57,7 @@ def transition_for(data, request, model, *, judge, n_exemplars, seed, cache, dev
 
 
 def _judges():
-    from ..concepts import list_judges
+    from ..judges import list_judges
     return list_judges()
 
 
