@@ -265,21 +265,22 @@ def grouped_bars(df: pd.DataFrame, x: str, y: str, hue: str, *, col: str | None 
 
 # --------------------------------------------------------------------------- images
 def image_grid(images, titles=None, *, ncols: int = 8, row_labels=None, noise: bool = False, title: str = "",
-               title_colors=None, cbar_label: str = "noise (pixel units)"):
+               title_colors=None, cbar_label: str = "noise (pixel units)", size: float = 1.15):
     """Images in a grid, ``ncols`` per row, each with an optional title.
 
     ``images``: (N, C, H, W), uint8 (0..255) or float in [0, 1]; with ``noise=True`` float
     noises of either sign, shown on one symmetric scale: single-channel noises in a diverging
     colour map (blue < 0 < red) with a colour bar, colour noises mapped to [0, 1] around 0.5.
     ``row_labels``: one label per row, written left of it. ``title_colors``: one colour per
-    title. Returns the Figure (N image axes, plus a colour bar axis when ``noise``)."""
+    title. ``size``: inches per image. Returns the Figure (N image axes, plus a colour bar axis
+    when ``noise``)."""
     images = torch.as_tensor(images).detach().cpu()
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, int(np.ceil(n / ncols)))
     lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.15 * ncols + (0.9 if row_labels is not None else 0) +
-                                                    (0.6 if noise else 0), (1.15 + 0.17 * lines) * nrows + 0.4),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + (0.9 if row_labels is not None else 0) +
+                                                    (0.6 if noise else 0), (size + 0.17 * lines) * nrows + 0.4),
                              squeeze=False)
     scale = float(images.abs().max()) if noise and n else 1.0
     scale = scale if scale > 0 else 1.0

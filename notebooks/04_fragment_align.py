@@ -94,7 +94,7 @@ targets = torch.bincount(y_p, minlength=K).argsort(descending=True).tolist()
 drawn = [c for c in targets if c in parts.pos_classes][:max(1, int(max_noise_classes))]
 images = torch.cat([pos[drawn, 0], neg[parts.neg_classes, 0]])
 titles = [f"N_pos[{names[c]}]" for c in drawn] + [f"N_neg[{names[c]}]" for c in parts.neg_classes]
-fig = image_grid(images, titles, ncols=min(len(images), 6), noise=True,
+fig = image_grid(images, titles, ncols=min(len(images), 6), noise=True, size=2.0 if len(images) <= 4 else 1.4,
                  title="The positive noises of the perturbing labels and the negative noise of the forgotten class")
 
 # %%
