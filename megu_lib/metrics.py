@@ -71,6 +71,17 @@ def mia_loss_threshold(member_logits, member_y, nonmember_logits, nonmember_y, t
     return 100.0 * float((lt <= t).mean())
 
 
+def attack_auc(member_scores, nonmember_scores, seed: int = 0) -> float:
+    """The power of a membership attack: the AUC (percent; 50 = chance) of ``scores`` (higher
+    = more member-like) on balanced members vs. non-members. Both MIAs here threshold one
+    score (the entropy attack's logistic regression is monotone in the entropy), so their
+    AUC is that of the score itself."""
+    from sklearn.metrics import roc_auc_score
+    m, nm = _balanced(np.asarray(member_scores), np.asarray(nonmember_scores), np.random.default_rng(seed))
+    check(len(m) > 0, "an attack's AUC needs members and non-members")
+    return 100.0 * float(roc_auc_score(np.r_[np.ones(len(m)), np.zeros(len(nm))], np.r_[m, nm]))
+
+
 def evaluate(model, data: Dataset, request: Request, *, max_retain: int | None = None, batch_size: int | None = None,
              device=None, seed: int = 0) -> dict:
     """Evaluate ``model`` on a request. Returns percentages:
@@ -78,8 +89,9 @@ def evaluate(model, data: Dataset, request: Request, *, max_retain: int | None =
     ``retain_acc``, ``forget_acc``, ``test_acc``; where whole concepts are forgotten also
     ``test_forget_acc`` (test samples of the forgotten concept) and ``test_retain_acc``
     (the rest); ``mia`` (entropy MIA) and ``mia_loss`` (loss-threshold MIA), both as the
-    share of forget samples called members. ``max_retain`` evaluates on a seeded random
-    subset of the retain set (for speed; None = all).
+    share of forget samples called members, and each attack's power on the model,
+    ``mia_auc`` and ``mia_loss_auc`` (:func:`attack_auc` of retain vs. test samples).
+    ``max_retain`` evaluates on a seeded random subset of the retain set (for speed; None = all).
     """
     check(isinstance(model, torch.nn.Module), f"evaluate needs a model (a torch.nn.Module), got {type(model).__name__}")
     check(isinstance(data, Dataset), f"evaluate needs a Dataset (from load_dataset), got {type(data).__name__}")
@@ -102,6 +114,10 @@ def evaluate(model, data: Dataset, request: Request, *, max_retain: int | None =
         out["test_retain_acc"] = accuracy(lt[~mask], y_test[~mask])
     out["mia"] = mia_entropy(lr, lt, lf, seed=seed)
     out["mia_loss"] = mia_loss_threshold(lr, yr, lt, y_test, lf, yf, seed=seed)
+    # each attack's own power on this model (retain vs test): near 50, its MIA figure says nothing
+    out["mia_auc"] = attack_auc(-entropy(lr).numpy(), -entropy(lt).numpy(), seed=seed)
+    out["mia_loss_auc"] = attack_auc(-F.cross_entropy(lr, yr, reduction="none").numpy(),
+                                     -F.cross_entropy(lt, y_test, reduction="none").numpy(), seed=seed)
     return out
 
 

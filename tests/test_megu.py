@@ -85,10 +85,12 @@ def test_forgets_the_class_and_keeps_the_rest(method, trained_small, small, tmp_
     r = make_request(small, "class", forget="Trouser")
     before = _state(trained_small)
     orig = evaluate(trained_small, small, r)
-    # two passes on this 3k-sample problem: with one, UNSIR's forgetting of Trouser depends
-    # on the thread count (61.7 % left with one torch thread, 32.3 % with two)
+    # two passes on this 3k-sample problem. UNSIR at the SSD benchmark's Adam lr 1e-4 barely
+    # moves this small model (Trouser 93 -> 88 %), at its authors' 0.02 / 0.01 it wrecks it
+    # (retained 33 %); Adam at 1e-3 forgets Trouser and keeps the rest (measured: 0 %, 69.9 %)
     new, seconds, details = unlearn(method, trained_small, small, r, cache=tmp_path, **(
-        {"epochs": 2.0} if method.startswith("megu") else {"impair_epochs": 2.0}))
+        {"epochs": 2.0} if method.startswith("megu") else {"impair_epochs": 2.0, "impair_lr": 1e-3,
+                                                           "repair_lr": 1e-3}))
     assert all(torch.equal(before[k], v) for k, v in trained_small.state_dict().items())
     after = evaluate(new, small, r)
     assert after["forget_acc"] < orig["forget_acc"] - 40 and after["test_forget_acc"] < orig["test_forget_acc"] - 40

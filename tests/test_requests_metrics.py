@@ -92,10 +92,27 @@ def test_mia_calls_training_data_members_more_often(small):
 def test_evaluate_keys_and_ranges(small, trained_small):
     r = make_request(small, "class", forget="Trouser")
     m = evaluate(trained_small, small, r)
-    assert set(m) == {"retain_acc", "forget_acc", "test_acc", "test_forget_acc", "test_retain_acc", "mia", "mia_loss"}
+    assert set(m) == {"retain_acc", "forget_acc", "test_acc", "test_forget_acc", "test_retain_acc", "mia", "mia_loss",
+                      "mia_auc", "mia_loss_auc"}
     assert all(0 <= v <= 100 for v in m.values())
     assert m["test_acc"] > 60
     assert set(evaluate(trained_small, small, make_request(small, "random", fraction=0.05))) == \
-        {"retain_acc", "forget_acc", "test_acc", "mia", "mia_loss"}
+        {"retain_acc", "forget_acc", "test_acc", "mia", "mia_loss", "mia_auc", "mia_loss_auc"}
     sub = evaluate(trained_small, small, r, max_retain=500)
     assert abs(sub["retain_acc"] - m["retain_acc"]) < 6
+
+
+def test_attack_auc_measures_the_attacks_power():
+    from megu_lib.metrics import attack_auc
+    g = torch.Generator().manual_seed(0)
+    members, nonmembers = torch.randn(500, generator=g) + 3, torch.randn(500, generator=g)
+    assert attack_auc(members, nonmembers) > 95  # well separated: a powerful attack
+    same = torch.randn(500, generator=g)
+    assert 40 < attack_auc(same, nonmembers) < 60  # indistinguishable: chance
+    assert attack_auc(nonmembers, members) < 5
+
+
+def test_evaluate_reports_each_attacks_auc(trained_small, small):
+    metrics = evaluate(trained_small, small, make_request(small, "class", forget="Trouser"))
+    # a 3-epoch model on 3k samples barely overfits: both attacks sit near chance on it
+    assert 45 <= metrics["mia_auc"] <= 70 and 45 <= metrics["mia_loss_auc"] <= 70
