@@ -1,0 +1,95 @@
+"""Statistics over seeds for the records: intervals, equal-weight pooling, paired comparisons.
+
+The unit of replication is the seed: each seed trains its own original, draws its own
+random requests and runs every method, so two methods' runs on the same (request, seed)
+are paired. :func:`seed_gaps` reduces the records to one number per (method, seed) — the
+mean gap over the requests of a scenario, or over scenarios each weighted equally —;
+:func:`mean_ci` gives a mean and its 95 % Student-t interval over seeds;
+:func:`paired_bootstrap` the interval of the difference between two methods on the same
+(request, seed) runs; :func:`ranking` puts them together, the do-nothing original included.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .errors import check
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of ``values`` and its two-sided Student-t interval at
+    ``level``; the interval is NaN with fewer than two values."""
+    from scipy import stats
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    check(len(v) > 0, "an interval needs at least one finite value")
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return m, m - half, m + half
+
+
+def seed_gaps(df: pd.DataFrame, scenario: str | None = None, col: str = "gap") -> pd.DataFrame:
+    """One value per (method, seed): the mean of ``col`` over the requests of ``scenario``;
+    with ``scenario=None`` the mean over scenarios of those means, each scenario weighted
+    equally (a scenario with two requests does not count twice). Rows: methods; columns: seeds."""
+    sub = df if scenario is None else df[df.scenario == scenario]
+    check(len(sub), f"no records{'' if scenario is None else f' for scenario {scenario!r}'}")
+    per_scenario = sub.groupby(["method", "seed", "scenario"])[col].mean()
+    return per_scenario.groupby(["method", "seed"]).mean().unstack("seed")
+
+
+def paired_bootstrap(df: pd.DataFrame, a: str, b: str, col: str = "gap", *, n_boot: int = 10000,
+                     level: float = 0.95, seed: int = 0) -> dict:
+    """The difference ``a - b`` in ``col`` on the same (request, seed) runs, its mean and a
+    percentile bootstrap interval. Runs are resampled by seed (a seed's requests move together,
+    as they share an original model), and scenarios weighted equally within a resample.
+    Returns ``{"diff", "low", "high", "pairs", "seeds"}``; the interval is NaN with one seed."""
+    cols = ["request", "seed", "scenario", col]
+    x = df[df.method == a][cols].set_index(["request", "seed"])
+    y = df[df.method == b][cols].set_index(["request", "seed"])
+    both = x.index.intersection(y.index)
+    check(len(both), f"{a} and {b} share no (request, seed) run to compare")
+    d = pd.DataFrame({"scenario": x.loc[both, "scenario"], "d": x.loc[both, col] - y.loc[both, col]}).reset_index()
+    # per seed: the equal-weight mean over scenarios of the mean difference
+    per_seed = d.groupby(["seed", "scenario"]).d.mean().groupby("seed").mean()
+    diff = float(per_seed.mean())
+    out = {"diff": diff, "low": math.nan, "high": math.nan, "pairs": len(both), "seeds": len(per_seed)}
+    if len(per_seed) >= 2:
+        rng = np.random.default_rng(seed)
+        vals = per_seed.to_numpy()
+        means = vals[rng.integers(0, len(vals), (int(n_boot), len(vals)))].mean(1)
+        out["low"], out["high"] = (float(q) for q in np.quantile(means, [(1 - level) / 2, (1 + level) / 2]))
+    return out
+
+
+def ranking(df: pd.DataFrame, scenario: str | None = None, methods=None, *, col: str = "gap",
+            level: float = 0.95) -> pd.DataFrame:
+    """Methods (the do-nothing ``original`` included when present; ``retrain`` left out, its
+    gap is 0 by definition) by their mean ``col`` over seeds (:func:`seed_gaps`), with the
+    interval, the seeds, the mean seconds and the rank. ``cannot_tell``: True for every method
+    whose interval overlaps the best method's — the records cannot tell them apart."""
+    methods = list(methods) if methods is not None else sorted(set(df.method))
+    sub = df[df.method.isin(methods) & (df.method != "retrain")]
+    per_seed = seed_gaps(sub, scenario, col)
+    rows = {}
+    for method, values in per_seed.iterrows():
+        m, lo, hi = mean_ci(values.dropna(), level)
+        secs = sub[(sub.method == method) & ((sub.scenario == scenario) if scenario else True)].seconds.mean()
+        rows[method] = {col: m, "ci_low": lo, "ci_high": hi, "seeds": int(values.notna().sum()), "seconds": secs}
+    out = pd.DataFrame(rows).T.sort_values([col, "seconds"])
+    out["rank"] = np.arange(1, len(out) + 1)
+    best = out.iloc[0]
+    best_hi = best["ci_high"] if np.isfinite(best["ci_high"]) else best[col]
+    out["cannot_tell"] = [bool(np.isfinite(r["ci_low"]) and r["ci_low"] <= best_hi) or name == out.index[0]
+                          for name, r in out.iterrows()]
+    return out.astype({"seeds": int, "rank": int})
+
+
+def discriminates(table: pd.DataFrame) -> bool:
+    """False when the do-nothing ``original`` cannot be told apart from the best method in a
+    :func:`ranking`: the scenario cannot discriminate between methods on these records."""
+    return not ("original" in table.index and bool(table.loc["original", "cannot_tell"]))

@@ -1,0 +1,61 @@
+"""megu_lib.stats: intervals over seeds, equal-weight pooling, paired bootstrap, rankings."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from megu_lib import MeguError
+from megu_lib.stats import discriminates, mean_ci, paired_bootstrap, ranking, seed_gaps
+
+
+def _records(gaps: dict, seeds=(0, 1, 2, 3, 4), requests=(("class", "class:a"), ("class", "class:b"),
+                                                             ("random", "random:0.1"))) -> pd.DataFrame:
+    """``gaps[method](scenario, seed)`` -> the gap of that run."""
+    rows = [dict(method=m, scenario=s, request=r, seed=seed, gap=float(f(s, seed)), seconds=1.0)
+            for m, f in gaps.items() for s, r in requests for seed in seeds]
+    return pd.DataFrame(rows)
+
+
+def test_mean_ci_is_the_student_t_interval():
+    m, lo, hi = mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert m == 3.0 and lo == pytest.approx(3 - 2.776445 * math.sqrt(2.5) / math.sqrt(5), rel=1e-5)
+    assert hi - m == pytest.approx(m - lo)
+    m, lo, hi = mean_ci([7.0])
+    assert m == 7.0 and math.isnan(lo) and math.isnan(hi)
+    with pytest.raises(MeguError, match="at least one finite value"):
+        mean_ci([float("nan")])
+
+
+def test_scenarios_weigh_equally():
+    # class has two requests at gap 10, random one at gap 0: equal weights give 5, not 6.67
+    df = _records({"m": lambda s, seed: 10.0 if s == "class" else 0.0})
+    assert (seed_gaps(df).loc["m"] == 5.0).all()
+    assert (seed_gaps(df, "class").loc["m"] == 10.0).all()
+
+
+def test_paired_bootstrap_sees_a_consistent_small_difference():
+    rng = np.random.default_rng(0)
+    noise = {seed: rng.normal(0, 3) for seed in range(5)}  # shared by both methods on a seed
+    df = _records({"a": lambda s, seed: 5 + noise[seed], "b": lambda s, seed: 6 + noise[seed]})
+    out = paired_bootstrap(df, "a", "b")
+    assert out["diff"] == pytest.approx(-1.0) and out["high"] < 0 and out["seeds"] == 5 and out["pairs"] == 15
+    # unpaired, the seeds' noise would swamp the difference: the per-method intervals overlap
+    r = ranking(df)
+    assert r.loc["b", "cannot_tell"]
+    one_seed = paired_bootstrap(df[df.seed == 0], "a", "b")
+    assert math.isnan(one_seed["low"])
+    with pytest.raises(MeguError, match="share no"):
+        paired_bootstrap(df, "a", "missing")
+
+
+def test_ranking_keeps_the_original_and_says_when_it_cannot_discriminate():
+    df = _records({"retrain": lambda s, seed: 0.0, "original": lambda s, seed: 3.0 + seed % 2,
+                   "good": lambda s, seed: 2.5 + seed % 2, "bad": lambda s, seed: 20.0 + seed % 2})
+    r = ranking(df)
+    assert list(r.index) == ["good", "original", "bad"] and "retrain" not in r.index
+    assert list(r["rank"]) == [1, 2, 3] and r.loc["good", "seeds"] == 5
+    assert r.loc["original", "cannot_tell"] and not r.loc["bad", "cannot_tell"]
+    assert not discriminates(r)
+    df2 = _records({"original": lambda s, seed: 30.0 + seed % 2, "good": lambda s, seed: 2.5 + seed % 2})
+    assert discriminates(ranking(df2))
