@@ -77,7 +77,9 @@ class TrainConfig:
     ``freeze_bn`` keeps BatchNorm layers in eval mode (running statistics untouched), for
     short fine-tuning on inputs unlike the training data. ``epochs`` may be fractional. ``milestones`` are in epochs
     (step schedule, lr multiplied by ``gamma`` at each). ``crop_padding`` 0 and ``hflip`` False switch the
-    augmentation off; ``augment`` False switches all of it off.
+    augmentation off; ``augment`` False switches all of it off. ``min_steps``: at least this
+    many optimiser steps, epochs added as needed (0: off) — so that a small data set (a user's
+    image folder) still gets a trained model from a schedule written for a large one.
     """
 
     epochs: float = 3
@@ -97,6 +99,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     max_grad_norm: float | None = None
     freeze_bn: bool = False
+    min_steps: int = 0
 
     def __post_init__(self):
         check(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
@@ -111,6 +114,8 @@ class TrainConfig:
             v = getattr(self, name)
             check(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0,
                   f"training {name} must be a number >= 0, got {v!r}")
+        check(isinstance(self.min_steps, int) and not isinstance(self.min_steps, bool) and self.min_steps >= 0,
+              f"training min_steps must be an int >= 0, got {self.min_steps!r}")
         object.__setattr__(self, "milestones", tuple(self.milestones))
 
     def replace(self, **changes) -> "TrainConfig":
@@ -120,7 +125,10 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not d["min_steps"]:  # off: left out, so that the cache keys of earlier models still match
+            d.pop("min_steps")
+        return d
 
 
 #: Named presets. ``fast``: the CPU default for Fashion-MNIST with small_cnn.
@@ -237,7 +245,7 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Trai
     gen = torch.Generator(device=device).manual_seed(int(seed))
     n = len(x) if sampler is None else len(sampler(0, torch.Generator(device=device).manual_seed(int(seed))))
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
-    total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    total = max(1, math.ceil(cfg.epochs * steps_per_epoch), cfg.min_steps)
     opt = _optimizer(params if params is not None else [p for p in model.parameters() if p.requires_grad], cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, steps_per_epoch, total))
     loss_fn = loss_fn or (lambda m, xb, yb, ex: cross_entropy(m, xb, yb, ex, cfg.label_smoothing))

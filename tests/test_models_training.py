@@ -100,3 +100,20 @@ def test_presets_and_bad_configs():
         train_config("fast", learning_rate=0.1)
     with pytest.raises(MeguError, match="unknown schedule"):
         train_config("fast", schedule="zigzag")
+
+
+def test_min_steps_gives_a_small_data_set_enough_steps(small):
+    x, y = small.train_x[:256], small.train_y[:256]  # 2 steps per epoch at batch 128
+    counted = []
+    m = build_model("small_cnn", small, seed=0, width=4)
+    train_model(m, x, y, train_config("fast", epochs=1), seed=0, loss_fn=lambda mod, xb, yb, ex: (
+        counted.append(1), torch.nn.functional.cross_entropy(mod(xb), yb))[1])
+    assert len(counted) == 2
+    counted.clear()
+    train_model(m, x, y, train_config("fast", epochs=1, min_steps=7), seed=0, loss_fn=lambda mod, xb, yb, ex: (
+        counted.append(1), torch.nn.functional.cross_entropy(mod(xb), yb))[1])
+    assert len(counted) == 7
+    assert "min_steps" not in train_config("fast").to_dict()  # off: cache keys of earlier models unchanged
+    assert train_config("fast", min_steps=5).to_dict()["min_steps"] == 5
+    with pytest.raises(MeguError, match="min_steps must be an int >= 0"):
+        train_config("fast", min_steps=-1)
