@@ -19,8 +19,8 @@ from .tables import MEGU_LABELS, MEGU_VARIANTS, REFERENCES, SCENARIO_ORDER, gap_
 #: The paper's figures, as it reports them (retain gap in points, the rest in percent).
 PAPER = {"retain_gap": 0.35, "mia_vs_ssd": 49.0, "mia_vs_unsir": 9.8, "time_saving": 59.0}
 
-#: The three verdicts a claim can get.
-VERDICTS = ("holds", "does not hold", "not testable here")
+#: The verdicts a claim can get (the last when the original model sits at chance).
+VERDICTS = ("holds", "does not hold", "not testable here", "not meaningful here")
 
 CIFAR = ("cifar10", "cifar20", "cifar100")
 
@@ -188,25 +188,42 @@ def check_claims(df: pd.DataFrame) -> pd.DataFrame:
     """Each claim of the paper (see :data:`PAPER`), our figure and a verdict, for every (data set,
     model) group of the records and every MeGU variant run (ours, ``megu``, and the paper's
     literal settings, ``megu_paper``, where present); verdicts are ``holds``, ``does not
-    hold`` or ``not testable here``. "Baselines" never include MeGU's own variants."""
+    hold``, ``not testable here``, or ``not meaningful here`` for every claim of a group whose
+    original model sits at chance. "Baselines" never include MeGU's own variants."""
     claims = []
     focuses = [m for m in MEGU_VARIANTS if m in set(df.method)] or ["megu"]
     for focus in focuses:
         for (dataset, arch), g in df.groupby([df.dataset.map(base_dataset), "arch"], sort=True):
             where = f"{dataset} / {arch}"
-            claims += [_claim_retain(g, where, focus), _claim_mia(g, "ssd", "mia_vs_ssd", where, focus),
-                       _claim_mia(g, "unsir", "mia_vs_unsir", where, focus), _claim_time(g, where, focus)]
-            claims += [_claim_scenario(g, s, where, focus) for s in SCENARIO_ORDER]
+            group = [_claim_retain(g, where, focus), _claim_mia(g, "ssd", "mia_vs_ssd", where, focus),
+                     _claim_mia(g, "unsir", "mia_vs_unsir", where, focus), _claim_time(g, where, focus)]
+            group += [_claim_scenario(g, s, where, focus) for s in SCENARIO_ORDER]
+            warning = _chance_warning(g)
+            if warning:  # an original at chance: no verdict means anything
+                group = [dataclasses.replace(c, verdict=VERDICTS[3], why=warning) for c in group]
+            claims += group
         claims.append(_claim_cifar(df, focus))
     out = pd.DataFrame([dataclasses.asdict(c) for c in claims])
     out["method"] = out.method.map(_label)
     return out
 
+def _chance_warning(g: pd.DataFrame) -> str | None:
+    """The chance-level note (:func:`megu_lib.metrics.chance_note`) of a group's original models."""
+    from .metrics import chance_note
+    orig = g[(g.method == "original") & (g.scenario != "subclass")]
+    if not len(orig) or "per_class" not in orig:
+        return None
+    return chance_note(float(orig.test_acc.mean()), len(orig.iloc[0]["per_class"]))
+
+
 def claims_sentence(claims: pd.DataFrame) -> str:
-    """How many claims hold, do not hold, cannot be tested (Markdown)."""
+    """How many claims hold, do not hold, cannot be tested, are not meaningful (Markdown)."""
     counts = claims.verdict.value_counts()
-    return (f"Of {len(claims)} checks, **{counts.get(VERDICTS[0], 0)} hold**, **{counts.get(VERDICTS[1], 0)} do not "
-            f"hold** and **{counts.get(VERDICTS[2], 0)} cannot be tested here**.")
+    text = (f"Of {len(claims)} checks, **{counts.get(VERDICTS[0], 0)} hold**, **{counts.get(VERDICTS[1], 0)} do "
+            f"not hold** and **{counts.get(VERDICTS[2], 0)} cannot be tested here**.")
+    if counts.get(VERDICTS[3], 0):
+        text += f" **{counts[VERDICTS[3]]} are not meaningful here**: the original model sits at chance."
+    return text
 
 def style_claims(claims: pd.DataFrame):
     """The claims table for the book: claim, paper, ours, verdict (coloured), why."""
@@ -217,6 +234,7 @@ def style_claims(claims: pd.DataFrame):
         cols.remove("method")
     show = claims[cols].rename(columns={"data": "data / model", "paper": "paper says", "ours": "we measure"})
     colours = {VERDICTS[0]: "background-color: #dff0df", VERDICTS[1]: "background-color: #f8dcdc",
+               VERDICTS[3]: "background-color: #fff3cd",
                VERDICTS[2]: "background-color: #eeeeee"}
     return (show.style.apply(lambda c: [colours.get(v, "") for v in c], subset=["verdict"])
             .set_properties(subset=["verdict"], **{"white-space": "nowrap"})

@@ -71,6 +71,21 @@ def mia_loss_threshold(member_logits, member_y, nonmember_logits, nonmember_y, t
     return 100.0 * float((lt <= t).mean())
 
 
+#: How far above chance (points) an original must be for its page to mean anything.
+CHANCE_MARGIN = 5.0
+
+
+def chance_note(test_acc: float, num_classes: int, margin: float = CHANCE_MARGIN) -> str | None:
+    """None for a model clearly above chance; else one line saying that nothing built on it
+    means anything (a model within ``margin`` points of 100 / ``num_classes`` percent)."""
+    chance = 100.0 / num_classes
+    if test_acc > chance + margin:
+        return None
+    return (f"the original model's test accuracy is {test_acc:.1f} %, within {margin:g} points of chance "
+            f"({chance:.1f} %): it has learnt nothing, so nothing on this page is meaningful; train it longer "
+            "(the profile's train.min_steps or epochs) or give it more data")
+
+
 def attack_auc(member_scores, nonmember_scores, seed: int = 0) -> float:
     """The power of a membership attack: the AUC (percent; 50 = chance) of ``scores`` (higher
     = more member-like) on balanced members vs. non-members. Both MIAs here threshold one

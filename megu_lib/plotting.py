@@ -489,7 +489,7 @@ def plot_claims(claims: pd.DataFrame):
     many_data, many_methods = num.data.nunique() > 1, num.method.nunique() > 1
     for ax, k in zip(axes.flat, keys):
         sub = num[num.claim == k]
-        colors = ["tab:green" if v == VERDICTS[0] else "tab:red" for v in sub.verdict]
+        colors = ["tab:green" if v == VERDICTS[0] else "tab:red" if v == VERDICTS[1] else "0.6" for v in sub.verdict]
         ax.bar(range(len(sub)), sub.value, color=colors, width=0.6)
         ax.axhline(sub.target.iloc[0], color="black", ls="--", lw=1.2, label="paper")
         labels = ["\n".join(([m] if many_methods else []) + ([d] if many_data or not many_methods else []))

@@ -423,8 +423,14 @@ def chapter_setup(profile: str = "default", *, dataset=None, device=None, seed=N
     if note:
         log(f"note: {note}")
     request = make_request(data, "class", forget=name)
+    original = cfg.original_model(data, seed)
+    from .metrics import accuracy, chance_note
+    from .training import predict_logits
+    warning = chance_note(accuracy(predict_logits(original, data.test_x), data.test_y), data.num_classes())
+    if warning:
+        log(f"WARNING: {warning}")
     return SimpleNamespace(cfg=cfg, seed=seed, data=data, request=request, forget_name=request.forget[0],
-                           forget_index=int(request.forget_classes[0]), original=cfg.original_model(data, seed))
+                           forget_index=int(request.forget_classes[0]), original=original, warning=warning)
 
 
 def records_setup(profile: str = "default", *, dataset=None, device=None, run: bool = True, log=print):
@@ -437,6 +443,11 @@ def records_setup(profile: str = "default", *, dataset=None, device=None, run: b
     data = load_data(cfg)
     cfg, notes = cfg.for_data(data)
     df = profile_records(cfg, data, run=run, log=log)
+    from .metrics import chance_note
+    originals = df[(df.method == "original") & (df.scenario != "subclass")]
+    warning = chance_note(float(originals.test_acc.mean()), data.num_classes()) if len(originals) else None
+    if warning:
+        log(f"WARNING: {warning}")
     log(describe(cfg, data, df, notes))
     return cfg, data, df
 

@@ -309,3 +309,16 @@ def test_chapter_setup_picks_the_forget_class(tmp_path):
     assert s2.seed == 4 and s2.forget_name == "Bag"
     with pytest.raises(MeguError):
         pf.chapter_setup(str(path), forget_class="Dragon")
+
+
+def test_an_original_at_chance_gets_no_verdict():
+    df = _records(VALUES)
+    chance = df.copy()
+    chance.loc[chance.method == "original", "test_acc"] = 26.0  # 4 classes: chance is 25 %
+    claims = cl.check_claims(chance)
+    group = claims[claims.data != ""]
+    assert (group.verdict == "not meaningful here").all() and group.why.str.contains("within 5 points of chance").all()
+    assert "not meaningful here" in cl.claims_sentence(claims)
+    assert "not meaningful here" not in set(cl.check_claims(df).verdict)
+    from megu_lib.metrics import chance_note
+    assert chance_note(90.0, 10) is None and "nothing on this page is meaningful" in chance_note(12.0, 10)
