@@ -137,9 +137,9 @@ def check_transition_matrix(T, n_concepts: int, n_labels: int) -> torch.Tensor:
 
 def normalize_rows(raw: torch.Tensor, own_label: torch.Tensor, *, own_label_value: float = 0.0,
                    tie_value: float = 1.0) -> torch.Tensor:
-    """Min-max normalise each row over the labels other than its own (the paper's
-    normalisation, our handling of the rest): candidates map to [0, 1]; the own label
-    gets ``own_label_value``; a row whose candidates all tie gets ``tie_value``."""
+    """Min-max normalise each row over the labels other than its own (our reading: the paper
+    gives no normalisation): candidates map to [0, 1]; the own label gets ``own_label_value``;
+    a row whose candidates all tie gets ``tie_value``. An own label of -1 excludes nothing."""
     out = torch.empty_like(raw, dtype=torch.float32)
     for k in range(raw.shape[0]):
         cand = torch.ones(raw.shape[1], dtype=torch.bool)
@@ -200,7 +200,8 @@ def estimate_transition_matrix(data, judge: str = "text", *, request=None, level
                                concept_level: str | None = None, model: torch.nn.Module | None = None,
                                model_id: str | os.PathLike | None = None, model_key: str | None = None,
                                n_exemplars: int = 10, seed: int = 0, split: str = "train",
-                               own_label_value: float = 0.0, tie_value: float = 1.0, cache=None, device=None,
+                               own_label_value: float = 0.0, tie_value: float = 1.0, exclude_own: bool = True,
+                               cache=None, device=None,
                                progress: bool | None = None, batch_size: int = 16,
                                **judge_options) -> TransitionMatrix:
     """Estimate T (K_concepts x K_labels) with ``judge``, once, from the cache when it exists.
@@ -223,6 +224,9 @@ def estimate_transition_matrix(data, judge: str = "text", *, request=None, level
     ``$MEGU_TEXT_MODEL``; else the judge's default). ``n_exemplars`` per concept and per
     label, drawn from ``split`` with ``seed``. ``batch_size``: prompts (vlm) or images per
     forward pass. ``own_label_value``, ``tie_value``: see :func:`normalize_rows`.
+    ``exclude_own``: False normalises every row over all labels, its own included (the
+    subclass scenario's "any coarse label" reading: a fine concept may score its own coarse
+    label); the judge's raw scores, and so the cache entry, are the same either way.
     ``cache``: None = the default cache, False = none, a path or a Cache (kind "transition").
     """
     from .cache import as_cache
@@ -300,7 +304,10 @@ def estimate_transition_matrix(data, judge: str = "text", *, request=None, level
         entry = dict(raw=raw, exemplars=c_idx, seconds=seconds, device=str(device),
                      details={k: v for k, v in task.details.items() if k != "model_id"})
         store.store("transition", key, entry, purpose=f"transition matrix ({judge})")
-    matrix = normalize_rows(entry["raw"], own, own_label_value=float(own_label_value), tie_value=float(tie_value))
+    check(isinstance(exclude_own, bool), f"exclude_own must be True or False, got {exclude_own!r}")
+    excluded = own if exclude_own else torch.full_like(own, -1)
+    matrix = normalize_rows(entry["raw"], excluded, own_label_value=float(own_label_value),
+                            tie_value=float(tie_value))
     return TransitionMatrix(matrix=matrix, raw=entry["raw"], concepts=concepts, labels=labels, own_label=own,
                             concept_level=concept_level, level=level, judge=judge, model_id=model_ref,
                             options=options, n_exemplars=int(n_exemplars), seed=int(seed), split=split,

@@ -42,11 +42,14 @@ def check_rule(rule: str, weight: float = 0.5) -> None:
 
 def perturbing_scores(model, x: torch.Tensor, y: torch.Tensor, concepts: torch.Tensor, T: torch.Tensor | None,
                       *, rule: str = "product", weight: float = 0.5, seed: int = 0, device=None,
-                      probs: torch.Tensor | None = None, num_classes: int | None = None) -> torch.Tensor:
+                      probs: torch.Tensor | None = None, num_classes: int | None = None,
+                      exclude_own: bool = True) -> torch.Tensor:
     """The scores φ(T[c(x), l], p(l | x)) of every label for every forget sample, (N, K) float.
 
-    Arguments as :func:`perturbing_labels`. The sample's own label scores ``-inf``; the
-    ``random`` rule gives one seeded random label a score of 1 and the others 0.
+    Arguments as :func:`perturbing_labels`. The sample's own label scores ``-inf`` (unless
+    ``exclude_own`` is False: the subclass scenario's "any coarse label" reading, where a
+    forgotten fine class may keep its coarse label); the ``random`` rule gives one seeded
+    random label a score of 1 and the others 0.
     """
     check_rule(rule, weight)
     n = len(y)
@@ -54,10 +57,14 @@ def perturbing_scores(model, x: torch.Tensor, y: torch.Tensor, concepts: torch.T
         k = int(T.shape[1]) if T is not None else int(num_classes or model.config["num_classes"])
         g = torch.Generator().manual_seed(int(seed))
         draw = torch.randint(0, k - 1, (n,), generator=g)
-        pick = draw + (draw >= y).long()  # skip the own label: uniform over l != y
+        if exclude_own:
+            pick = draw + (draw >= y).long()  # skip the own label: uniform over l != y
+        else:
+            pick = torch.randint(0, k, (n,), generator=torch.Generator().manual_seed(int(seed)))
         score = torch.zeros((n, k))
         score[torch.arange(n), pick] = 1.0
-        score[torch.arange(n), y] = -float("inf")
+        if exclude_own:
+            score[torch.arange(n), y] = -float("inf")
         return score
     if rule != "prediction":
         check(T is not None, f"perturbing rule {rule!r} needs a transition matrix")
@@ -73,7 +80,8 @@ def perturbing_scores(model, x: torch.Tensor, y: torch.Tensor, concepts: torch.T
     else:
         score = weight * T[concepts].float() + (1 - weight) * probs.float()
     check(score.shape == (n, score.shape[1]) and score.shape[1] >= 2, "scores have the wrong shape")
-    score[torch.arange(n), y] = -float("inf")
+    if exclude_own:
+        score[torch.arange(n), y] = -float("inf")
     # ties (e.g. a row of zeros in T) are broken by the model's prediction, then by label order
     if probs is not None:
         score = score + 1e-9 * probs.float()

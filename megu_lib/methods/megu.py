@@ -49,11 +49,18 @@ def forget_concepts(data, request) -> torch.Tensor:
     return request.train_labels(data)[request.forget_idx]
 
 
-def transition_for(data, request, model, *, judge, n_exemplars, seed, cache, device, progress):
+def transition_for(data, request, model, *, judge, n_exemplars, seed, cache, device, progress,
+                   exclude_own: bool = True):
     """The transition matrix for a request (cached by :mod:`megu_lib.concepts`)."""
     from ..concepts import estimate_transition_matrix
     return estimate_transition_matrix(data, judge, request=request, model=model, n_exemplars=n_exemplars, seed=seed,
-                                      cache=cache, device=device, progress=progress)
+                                      cache=cache, device=device, progress=progress, exclude_own=exclude_own)
+
+
+def excludes_own_label(request, values: dict) -> bool:
+    """Whether a forget sample's own label is barred as its perturbing label: always, except in
+    the subclass scenario under ``subclass_labels="any"`` (any coarse label, its own included)."""
+    return not (request.scenario == "subclass" and values["subclass_labels"] == "any")
 
 
 def _judges():
@@ -138,7 +145,8 @@ def _parts(model, data, request, values: dict, *, seed, device, cache, progress)
         t0 = time.perf_counter()
         if values["transition"] is None:
             tm = transition_for(data, request, model, judge=values["judge"], n_exemplars=values["n_exemplars"],
-                                seed=seed, cache=cache, device=device, progress=progress)
+                                seed=seed, cache=cache, device=device, progress=progress,
+                                exclude_own=excludes_own_label(request, values))
             T = tm.matrix
             parts.append(TimedPart("judge", wall=time.perf_counter() - t0, recorded=tm.seconds, counted=False))
         else:
@@ -151,7 +159,8 @@ def _parts(model, data, request, values: dict, *, seed, device, cache, progress)
     # 2. perturbing labels
     probs = predict_logits(model, xf, device=device).softmax(1)
     scores = perturbing_scores(model, xf, yf, forget_concepts(data, request), T, rule=values["rule"],
-                               weight=values["mix_weight"], seed=seed, probs=probs, num_classes=k)
+                               weight=values["mix_weight"], seed=seed, probs=probs, num_classes=k,
+                               exclude_own=excludes_own_label(request, values))
     y_p = scores.argmax(1)
 
     # 3. the noises on the frozen model, for the classes used (cached per model and classes;
@@ -259,7 +268,9 @@ def megu(model, data, request, *, device, progress, seed, cache,
          freeze_bn=hp.flag(False), label_smoothing=hp.fraction(0.0, hi_open=True),
          bn_recalibrate=hp.Int(0, 0, help="clean retain samples to re-estimate BatchNorm with; 0: off"),
          targets=hp.Choice("soft", ("hard", "soft"), search=hp.one_of("hard", "soft")),
-         noise_prob=hp.fraction(0.5, search=hp.linear_range(0.0, 1.0))):
+         noise_prob=hp.fraction(0.5, search=hp.linear_range(0.0, 1.0)),
+         subclass_labels=hp.Choice("other", ("other", "any"), search=hp.one_of("other", "any"),
+                                   help="subclass scenario: a coarse label other than the sample's own, or any")):
     """MeGU on ``model`` (a copy), for ``request``: :func:`megu_parts`, then :func:`fragment_align`.
 
     ``judge``: the concept judge for T (``text``, ``features``, ``vlm``, ``clip``,
@@ -278,7 +289,11 @@ def megu(model, data, request, *, device, progress, seed, cache,
     :func:`megu_lib.perturb.soft_targets` — a retrained model is rarely confident on the
     samples it never saw). ``noise_prob``: the chance that a forget sample carries the
     noises at each step (1 = the paper; ours below 1: the other forget samples are seen
-    clean, so the new label cannot hide behind the noise).
+    clean, so the new label cannot hide behind the noise). ``subclass_labels``: how the subclass
+    scenario relabels, which the paper does not say (both ours): ``"other"``, a coarse label
+    other than the sample's own (a forgotten Shirt leaves "tops"); ``"any"``, any coarse label
+    by T and the prediction, its own included (a forgotten Shirt may stay in "tops", as
+    retraining mostly keeps it), with T normalised over all coarse labels.
 
     Time: the judge's one-off run (cached, shared by every request) is reported apart; the
     noises count at their recorded optimisation time, also when they come from the cache.
