@@ -19,7 +19,8 @@ input itself; the reference optimises them in the normalised space, starting fro
 standard normal draw there — ours start from N(0, 0.1²) in pixels) and are optimised with
 the model in eval mode (the reference leaves BatchNorm as it is, usually in train mode);
 in the random scenario (which UNSIR does not define) the noises are made for every class
-present in the forget set, each with its share of the forget set.
+present in the forget set, and the 2,560 noise samples are shared among them by their share
+of the forget set.
 """
 from __future__ import annotations
 
@@ -73,10 +74,12 @@ def unsir(model, data, request, *, device, progress, seed, cache,
         keep.append(idx[torch.randperm(len(idx), generator=g)[:retain_per_class]])
     retain_sub = torch.cat(keep)
 
-    # noise carriers: forget indices whose image is replaced by a noise of their class; each
-    # class gets its share of the forget set of the len(noises) x bank x repeats noise samples
+    # noise carriers: forget indices whose image is replaced by a noise of their class. One
+    # class's worth (bank x repeats) in all, each class its share of the forget set: in the
+    # class scenario exactly the reference's amount; in the random scenario (several classes)
+    # not ten times as much, which would drown the retain samples
     counts = torch.bincount(yf, minlength=k).float()
-    per_class = (counts / counts.sum() * noise_per_class * noise_repeats * len(noises)).round().long().clamp(min=0)
+    per_class = (counts / counts.sum() * noise_per_class * noise_repeats).round().long().clamp(min=0)
     carriers, carrier_noise = [], []
     for c in noises:
         n = max(1, int(per_class[c]))
