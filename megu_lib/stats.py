@@ -89,7 +89,98 @@ def ranking(df: pd.DataFrame, scenario: str | None = None, methods=None, *, col:
     return out.astype({"seeds": int, "rank": int})
 
 
-def discriminates(table: pd.DataFrame) -> bool:
+def discriminates(table: pd.DataFrame) -> bool | None:
     """False when the do-nothing ``original`` cannot be told apart from the best method in a
-    :func:`ranking`: the scenario cannot discriminate between methods on these records."""
-    return not ("original" in table.index and bool(table.loc["original", "cannot_tell"]))
+    :func:`ranking`: the scenario cannot discriminate between methods on these records. None
+    when there is no interval to tell (one seed)."""
+    if "original" not in table.index:
+        return True
+    if not np.isfinite(table.loc["original", "ci_low"]):
+        return None
+    return not bool(table.loc["original", "cannot_tell"])
+
+
+def standing_sentence(table: pd.DataFrame, focus_label: str = "MeGU") -> str:
+    """:func:`standing` in plain words (Markdown)."""
+    overall = table.loc["all"]
+    text = (f"Over all scenarios, each weighted equally, the method closest to retrain is **{overall.closest}** "
+            f"(mean gap {overall.closest_gap:.2f} points)")
+    if "focus_rank" in table and np.isfinite(overall.get("focus_rank", np.nan)):
+        text += f"; {focus_label} ranks {int(overall.focus_rank)} of {int(overall.n_methods)}"
+        if "diff" in table and isinstance(overall.get("best_baseline"), str):
+            d, lo, hi = overall["diff"], overall.diff_low, overall.diff_high
+            if np.isfinite(lo):
+                verdict = ("closer to retrain than" if hi < 0 else "further from retrain than" if lo > 0
+                           else "not distinguishable from")
+                text += (f", {verdict} the best baseline, {overall.best_baseline} (difference {d:+.2f} points, "
+                         f"95 % interval [{lo:+.2f}, {hi:+.2f}])")
+            else:
+                text += f" (one seed: no interval for its difference to {overall.best_baseline}, {d:+.2f} points)"
+    text += "."
+    blind = [s for s, v in table.discriminates.items() if s != "all" and v is False]
+    if blind:
+        text += (f" Doing nothing is as close to retrain as the best method in **{', '.join(blind)}** forgetting: "
+                 "there this benchmark **cannot discriminate** between methods.")
+    elif any(v is None for v in table.discriminates):
+        text += " With one seed there are no intervals: whether a scenario discriminates cannot be said."
+    return text
+
+
+def standing(df: pd.DataFrame, methods=None, focus: str = "megu", level: float = 0.95) -> pd.DataFrame:
+    """Per scenario, and over all scenarios weighted equally (``"all"``): the method closest to
+    retrain and its gap with its interval, the do-nothing original's, whether the scenario
+    discriminates (:func:`discriminates`), ``focus``'s (MeGU's) gap, rank and the paired
+    difference to the best baseline (:func:`paired_bootstrap`; negative: MeGU closer).
+    Baselines are the methods other than the references and MeGU's own variants."""
+    methods = list(methods) if methods is not None else sorted(set(df.method))
+    baselines = [m for m in methods if m not in ("original", "retrain") and not m.startswith("megu")]
+    rows = []
+    order = [s for s in ("class", "subclass", "random") if s in set(df.scenario)]
+    for scenario in [*order, None]:
+        sub = df if scenario is None else df[df.scenario == scenario]
+        r = ranking(sub, None, methods, level=level)
+        contenders = r.drop(index=[m for m in ("original",) if m in r.index])
+        best = contenders.index[0]
+        row = {"scenario": scenario or "all", "closest": best, "closest_gap": r.loc[best, "gap"],
+               "closest_low": r.loc[best, "ci_low"], "closest_high": r.loc[best, "ci_high"],
+               "discriminates": discriminates(r)}
+        if "original" in r.index:
+            row.update(original_gap=r.loc["original", "gap"], original_low=r.loc["original", "ci_low"],
+                       original_high=r.loc["original", "ci_high"])
+        if focus in contenders.index:
+            others = [m for m in contenders.index if m in baselines]
+            row.update(focus_gap=contenders.loc[focus, "gap"], focus_low=contenders.loc[focus, "ci_low"],
+                       focus_high=contenders.loc[focus, "ci_high"],
+                       focus_rank=int(list(contenders.index).index(focus)) + 1, n_methods=len(contenders))
+            if others:
+                d = paired_bootstrap(sub, focus, others[0], level=level)
+                row.update(best_baseline=others[0], diff=d["diff"], diff_low=d["low"], diff_high=d["high"])
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("scenario")
+
+
+def format_standing(table: pd.DataFrame, focus_label: str = "MeGU") -> pd.DataFrame:
+    """:func:`standing` for reading: ``mean [low, high]`` cells, short headers."""
+    def ci(m, lo, hi):
+        if not np.isfinite(m):
+            return "–"
+        return f"{m:.2f}" + (f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else "")
+
+    out = pd.DataFrame(index=table.index)
+    out["closest to retrain"] = [f"{c} {ci(g, lo, hi)}" for c, g, lo, hi in
+                                 zip(table.closest, table.closest_gap, table.closest_low, table.closest_high)]
+    if "original_gap" in table:
+        out["doing nothing"] = [ci(g, lo, hi) for g, lo, hi in
+                                zip(table.original_gap, table.original_low, table.original_high)]
+    out["discriminates"] = ["one seed: unknown" if d is None else "yes" if d else "cannot discriminate here"
+                            for d in table.discriminates]
+    if "focus_gap" in table:
+        out[f"{focus_label} (rank)"] = [f"{ci(g, lo, hi)} ({int(r)} of {int(n)})" if np.isfinite(g) else "–"
+                                        for g, lo, hi, r, n in zip(table.focus_gap, table.focus_low, table.focus_high,
+                                                                   table.focus_rank.fillna(0),
+                                                                   table.n_methods.fillna(0))]
+    if "diff" in table:
+        out[f"{focus_label} − best baseline"] = [f"{ci(d, lo, hi)} vs {b}" if isinstance(b, str) else "–"
+                                                 for d, lo, hi, b in zip(table["diff"], table.diff_low,
+                                                                         table.diff_high, table.best_baseline)]
+    return out

@@ -41,6 +41,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from megu_lib import plotting as pl
+from megu_lib import stats as st
 from megu_lib import tables as tb
 from megu_lib.entanglement import overlap_with_forgotten
 from megu_lib.profile import check_parameter, records_setup
@@ -89,6 +90,29 @@ ranking.rename(columns=tb.RANKING_LABELS).round(2)
 
 # %%
 fig = pl.plot_gap_ranking(df, methods)
+
+# %% [markdown]
+# ## How sure we can be: intervals over seeds
+#
+# The tables above pool seeds and forget targets in one standard deviation. Here the unit is
+# the seed (each seed trains its own original and draws its own random requests): a method's
+# gap is averaged per seed over the requests of a scenario (for *all*, over the scenarios, each
+# weighted equally), and given a 95 % Student-t interval over the seeds. *Doing nothing* is the
+# original model itself: where its interval overlaps the closest method's, the scenario cannot
+# tell methods apart on this profile. The last column compares MeGU with the closest baseline on
+# the same requests and seeds (a bootstrap over seeds of the difference in gap; negative: MeGU
+# is closer to retrain).
+
+# %%
+standing = st.standing(df, methods)
+glue("standing_sentence", Markdown(st.standing_sentence(standing)), display=False)
+# cells wrap here (the page's other tables keep "mean ± std" on one line)
+st.format_standing(standing).style.set_properties(**{"white-space": "normal"}).set_uuid("standing")
+
+# %% [markdown]
+# ```{glue:md} standing_sentence
+# :format: myst
+# ```
 
 # %%
 sub = df[df.scenario == "subclass"].groupby("method")["forget_acc"].mean()

@@ -59,3 +59,30 @@ def test_ranking_keeps_the_original_and_says_when_it_cannot_discriminate():
     assert not discriminates(r)
     df2 = _records({"original": lambda s, seed: 30.0 + seed % 2, "good": lambda s, seed: 2.5 + seed % 2})
     assert discriminates(ranking(df2))
+
+
+def test_standing_per_scenario_and_overall():
+    from megu_lib.stats import format_standing, standing
+    gaps = {"retrain": lambda s, seed: 0.0, "original": lambda s, seed: (2.0 if s == "random" else 30.0) + seed % 2,
+            "finetune": lambda s, seed: 2.0 + seed % 2, "megu": lambda s, seed: 5.0 + seed % 2}
+    table = standing(_records(gaps))
+    assert list(table.index) == ["class", "random", "all"]
+    assert table.loc["class", "closest"] == "finetune" and table.loc["class", "discriminates"]
+    assert not table.loc["random", "discriminates"]  # doing nothing is as close as the best method
+    assert table.loc["class", "focus_rank"] == 2 and table.loc["class", "best_baseline"] == "finetune"
+    assert table.loc["class", "diff"] == pytest.approx(3.0) and table.loc["class", "diff_low"] == pytest.approx(3.0)
+    shown = format_standing(table)
+    assert shown.loc["random", "discriminates"] == "cannot discriminate here"
+    assert shown.loc["class", "MeGU (rank)"].endswith("(2 of 2)")
+
+
+def test_standing_sentence_and_one_seed():
+    from megu_lib.stats import format_standing, standing, standing_sentence
+    gaps = {"retrain": lambda s, seed: 0.0, "original": lambda s, seed: (2.0 if s == "random" else 30.0) + seed % 2,
+            "finetune": lambda s, seed: 2.0 + seed % 2, "megu": lambda s, seed: 5.0 + seed % 2}
+    text = standing_sentence(standing(_records(gaps)))
+    assert "**finetune**" in text and "further from retrain than the best baseline, finetune" in text
+    assert "**random** forgetting" in text and "cannot discriminate" in text
+    one = standing(_records(gaps, seeds=(0,)))
+    assert format_standing(one).loc["class", "discriminates"] == "one seed: unknown"
+    assert "no interval" in standing_sentence(one)
