@@ -31,6 +31,7 @@ import time
 import torch
 
 from .. import hparams as hp
+from ..errors import check
 from ..noise import PARAMS as NOISE
 from ..noise import noise_bank, stack_bank
 from ..perturb import MIX_WEIGHT, RULE, perturbing_scores, soft_targets
@@ -112,10 +113,8 @@ VARIANTS: dict[str, dict] = {}
 def megu_hp(method: str = "megu", **hp_values) -> dict:
     """MeGU's hyperparameters for ``method`` (``megu`` or an ablation): the declared
     defaults, the given values (checked) and the ablation's fixed values."""
-    check_name = method if method in VARIANTS or method == "megu" else None
-    if check_name is None:
-        from ..errors import MeguError
-        raise MeguError(f"{method!r} is not MeGU or one of its ablations ({', '.join(['megu', *VARIANTS])})")
+    check(method == "megu" or method in VARIANTS,
+          f"{method!r} is not MeGU or one of its ablations ({', '.join(['megu', *VARIANTS])})")
     return {**get_method(method).check_hp(hp_values), **VARIANTS.get(method, {})}
 
 
