@@ -13,7 +13,16 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from .tables import MEGU_LABELS, MEGU_VARIANTS, REFERENCES, SCENARIO_ORDER, gap_ranking, main_methods, scenarios_of
+from .tables import (
+    MEGU_LABELS,
+    MEGU_VARIANTS,
+    REFERENCES,
+    SCENARIO_ORDER,
+    gap_ranking,
+    main_methods,
+    original_chance_note,
+    scenarios_of,
+)
 
 # the paper's figures (arXiv 2602.17088: class-wise retain-accuracy gap, MIA reductions, time saved)
 #: The paper's figures, as it reports them (retain gap in points, the rest in percent).
@@ -198,7 +207,7 @@ def check_claims(df: pd.DataFrame) -> pd.DataFrame:
             group = [_claim_retain(g, where, focus), _claim_mia(g, "ssd", "mia_vs_ssd", where, focus),
                      _claim_mia(g, "unsir", "mia_vs_unsir", where, focus), _claim_time(g, where, focus)]
             group += [_claim_scenario(g, s, where, focus) for s in SCENARIO_ORDER]
-            warning = _chance_warning(g)
+            warning = original_chance_note(g)
             if warning:  # an original at chance: no verdict means anything
                 group = [dataclasses.replace(c, verdict=VERDICTS[3], why=warning) for c in group]
             claims += group
@@ -206,15 +215,6 @@ def check_claims(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame([dataclasses.asdict(c) for c in claims])
     out["method"] = out.method.map(_label)
     return out
-
-def _chance_warning(g: pd.DataFrame) -> str | None:
-    """The chance-level note (:func:`megu_lib.metrics.chance_note`) of a group's original models."""
-    from .metrics import chance_note
-    orig = g[(g.method == "original") & (g.scenario != "subclass")]
-    if not len(orig) or "per_class" not in orig:
-        return None
-    return chance_note(float(orig.test_acc.mean()), len(orig.iloc[0]["per_class"]))
-
 
 def claims_sentence(claims: pd.DataFrame) -> str:
     """How many claims hold, do not hold, cannot be tested, are not meaningful (Markdown)."""

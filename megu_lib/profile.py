@@ -443,9 +443,8 @@ def records_setup(profile: str = "default", *, dataset=None, device=None, run: b
     data = load_data(cfg)
     cfg, notes = cfg.for_data(data)
     df = profile_records(cfg, data, run=run, log=log)
-    from .metrics import chance_note
-    originals = df[(df.method == "original") & (df.scenario != "subclass")]
-    warning = chance_note(float(originals.test_acc.mean()), data.num_classes()) if len(originals) else None
+    from .tables import original_chance_note
+    warning = original_chance_note(df)
     if warning:
         log(f"WARNING: {warning}")
     log(describe(cfg, data, df, notes))

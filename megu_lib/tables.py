@@ -74,6 +74,17 @@ def all_methods(df: pd.DataFrame) -> list[str]:
     return sorted(set(df.method), key=_registry_rank)
 
 
+def original_chance_note(df: pd.DataFrame) -> str | None:
+    """The chance-level note (:func:`megu_lib.metrics.chance_note`) of the records' original
+    models (their mean test accuracy outside the subclass scenario, whose labels are coarser),
+    or None when they are clearly above chance or absent."""
+    from .metrics import chance_note
+    orig = df[(df.method == "original") & (df.scenario != "subclass")]
+    if not len(orig) or "per_class" not in orig:
+        return None
+    return chance_note(float(orig.test_acc.mean()), len(orig.iloc[0]["per_class"]))
+
+
 def scenarios_of(df: pd.DataFrame) -> list[str]:
     """The scenarios present in the records, in the paper's order."""
     return [s for s in SCENARIO_ORDER if s in set(df.scenario)]
