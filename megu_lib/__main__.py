@@ -1,4 +1,5 @@
-"""Command line: ``python -m megu_lib run <profile>``, ``table <profile>``, ``methods``, ``profiles``.
+"""Command line: ``python -m megu_lib run <profile>``, ``tune <profile>``, ``table <profile>``,
+``methods``, ``profiles``.
 
 Bad input (an unknown profile, method or scenario, a malformed config...) prints one
 line and exits with status 2, before any training starts.
@@ -17,6 +18,11 @@ def main(argv=None) -> int:
     run.add_argument("--out", default=None, help="results folder (default results/<profile>)")
     run.add_argument("--dataset", default=None, help="override the profile's data set")
     run.add_argument("--device", default=None, help="override the profile's device")
+    tune = sub.add_parser("tune", help="run (or resume) the tuning studies of a profile (run does this first)")
+    tune.add_argument("profile", help="a profile name in params/ or a YAML path")
+    tune.add_argument("--methods", nargs="+", default=None, help="only these methods (default: all tuned)")
+    tune.add_argument("--scenarios", nargs="+", default=None, help="only these scenarios")
+    tune.add_argument("--device", default=None, help="override the profile's device")
     tab = sub.add_parser("table", help="print the tables of a profile's records")
     tab.add_argument("profile", help="a profile name or a results folder")
     tab.add_argument("--scenario", default=None)
@@ -46,6 +52,16 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "profiles":
         print("\n".join(pf.available_profiles()))
+        return 0
+    if args.command == "tune":
+        from .tuning import tune_profile
+        cfg = pf.load_config(args.profile, device=args.device)
+        data = pf.load_data(cfg)
+        cfg = cfg.for_data(data)[0]
+        chosen = tune_profile(cfg, data, methods=args.methods, scenarios=args.scenarios)
+        for method, by_scenario in chosen.items():
+            for scenario, hp in by_scenario.items():
+                print(f"{method:18s} {scenario:9s} {hp}")
         return 0
     from . import experiments as ex
     if args.command == "run":

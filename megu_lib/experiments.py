@@ -57,21 +57,23 @@ def run_one(cfg: ExperimentConfig, data, request, method: str, seed: int, *, ori
     included) and the record the runner writes for it. A chapter that shows a method's model
     calls this, so its numbers are the record's."""
     from .methods import unlearn
-    from .metrics import evaluate, per_class_accuracy
+    from .metrics import evaluate
     from .training import resolve_device, seed_everything
     device = resolve_device(cfg.device if device is None else device)
     if original is None:
         original = cfg.original_model(data, seed, request.level, cache=cache, device=device, progress=progress)
     seed_everything(seed)
     result = unlearn(method, original, data, request, device=device, seed=seed, cache=cache, progress=progress,
-                     **cfg.method_hp(method))
+                     **cfg.method_hp(method, request.scenario))
     key = cfg.run_key(data, request, method, seed)
-    metrics = evaluate(result.model, data, request, max_retain=cfg.eval.get("max_retain"), seed=seed, device=device)
+    metrics = evaluate(result.model, data, request, max_retain=cfg.eval.get("max_retain"), seed=seed, device=device,
+                       per_class=True)
+    per_class = metrics.pop("per_class")
     record = dict(config=cfg.name, config_hash=cfg.hash(), key_hash=cfg.record_name(data, request, method, seed)[:-5],
                   dataset=data.name, arch=cfg.model["arch"], scenario=request.scenario,
                   forget=list(map(str, request.forget)), request=request.label(), method=method, seed=seed,
                   hp=key["hp"], metrics=metrics,
-                  per_class=per_class_accuracy(result.model, data, level=request.level, device=device),
+                  per_class=per_class,
                   seconds=result.seconds, timing=result.timing.to_dict(), train_seconds=original.train_seconds,
                   details={k: v for k, v in result.details.items() if k != "hp"}, device=str(device),
                   environment=environment if environment is not None else _environment(), finished=_now())
@@ -81,13 +83,13 @@ def run_one(cfg: ExperimentConfig, data, request, method: str, seed: int, *, ori
 def original_record(cfg: ExperimentConfig, data, request, seed: int, original, *, device=None,
                     environment: dict | None = None) -> dict:
     """The original model's own record for a request: the "before" of every comparison."""
-    from .metrics import evaluate, per_class_accuracy
+    from .metrics import evaluate
+    metrics = evaluate(original, data, request, max_retain=cfg.eval.get("max_retain"), seed=seed, device=device,
+                       per_class=True)
+    per_class = metrics.pop("per_class")
     return dict(config=cfg.name, config_hash=cfg.hash(), dataset=data.name, arch=cfg.model["arch"],
                 scenario=request.scenario, forget=list(map(str, request.forget)), request=request.label(),
-                method="original", seed=seed, hp={},
-                metrics=evaluate(original, data, request, max_retain=cfg.eval.get("max_retain"), seed=seed,
-                                 device=device),
-                per_class=per_class_accuracy(original, data, level=request.level, device=device),
+                method="original", seed=seed, hp={}, metrics=metrics, per_class=per_class,
                 seconds=original.train_seconds, train_seconds=original.train_seconds, details={},
                 device=str(device), environment=environment if environment is not None else _environment(),
                 finished=_now())
@@ -112,6 +114,9 @@ def run_experiments(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None 
     for note in notes:
         log(f"[run {cfg.name}] note: {note}")
     device = resolve_device(cfg.device)
+    if cfg.tuning is not None and cfg.tuning_section()["use"]:  # the studies first: the runs use their choices
+        from .tuning import tune_profile
+        tune_profile(cfg, data, cache=cache, device=device, progress=progress, log=log)
     env = _environment()
     jobs = [(seed, r, m) for seed in cfg.seeds for r in build_requests(cfg, data, seed) for m in cfg.methods]
     todo = [(s, r, m) for s, r, m in jobs if not _is_record(records / cfg.record_name(data, r, m, s))]

@@ -98,7 +98,7 @@ def attack_auc(member_scores, nonmember_scores, seed: int = 0) -> float:
 
 
 def evaluate(model, data: Dataset, request: Request, *, max_retain: int | None = None, batch_size: int | None = None,
-             device=None, seed: int = 0) -> dict:
+             device=None, seed: int = 0, per_class: bool = False) -> dict:
     """Evaluate ``model`` on a request. Returns percentages:
 
     ``retain_acc``, ``forget_acc``, ``test_acc``; where whole concepts are forgotten also
@@ -107,6 +107,8 @@ def evaluate(model, data: Dataset, request: Request, *, max_retain: int | None =
     share of forget samples called members, and each attack's power on the model,
     ``mia_auc`` and ``mia_loss_auc`` (:func:`attack_auc` of retain vs. test samples).
     ``max_retain`` evaluates on a seeded random subset of the retain set (for speed; None = all).
+    ``per_class``: also ``per_class``, :func:`per_class_accuracy` on the test split at the
+    request's level, from the same logits (one pass over the test split instead of two).
     """
     check(isinstance(model, torch.nn.Module), f"evaluate needs a model (a torch.nn.Module), got {type(model).__name__}")
     check(isinstance(data, Dataset), f"evaluate needs a Dataset (from load_dataset), got {type(data).__name__}")
@@ -133,6 +135,8 @@ def evaluate(model, data: Dataset, request: Request, *, max_retain: int | None =
     out["mia_auc"] = attack_auc(-entropy(lr).numpy(), -entropy(lt).numpy(), seed=seed)
     out["mia_loss_auc"] = attack_auc(-F.cross_entropy(lr, yr, reduction="none").numpy(),
                                      -F.cross_entropy(lt, y_test, reduction="none").numpy(), seed=seed)
+    if per_class:
+        out["per_class"] = per_class_accuracy(model, data, request.level, logits=lt)
     return out
 
 

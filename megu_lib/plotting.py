@@ -471,7 +471,7 @@ def plot_sensitivity(table: pd.DataFrame):
     return fig
 
 def plot_claims(claims: pd.DataFrame):
-    """The numeric claims: our figure (bar, green if the claim holds) against the paper's
+    """The numeric claims: our figure (bar, green if the claim holds, with its 95 % interval over seeds) against the paper's
     (dashed line), one panel per claim and a bar per data set / model."""
     from .claims import VERDICTS
     num = claims[claims.unit.isin(["points", "% lower", "% saved"]) & claims.value.notna()]
@@ -491,6 +491,10 @@ def plot_claims(claims: pd.DataFrame):
         sub = num[num.claim == k]
         colors = ["tab:green" if v == VERDICTS[0] else "tab:red" if v == VERDICTS[1] else "0.6" for v in sub.verdict]
         ax.bar(range(len(sub)), sub.value, color=colors, width=0.6)
+        if {"low", "high"} <= set(sub.columns) and np.isfinite(sub.low.astype(float)).any():
+            lo = (sub.value - sub.low.astype(float)).clip(lower=0).fillna(0)
+            hi = (sub.high.astype(float) - sub.value).clip(lower=0).fillna(0)
+            ax.errorbar(range(len(sub)), sub.value, yerr=[lo, hi], fmt="none", ecolor="black", capsize=3, lw=1)
         ax.axhline(sub.target.iloc[0], color="black", ls="--", lw=1.2, label="paper")
         labels = ["\n".join(([m] if many_methods else []) + ([d] if many_data or not many_methods else []))
                   for m, d in zip(sub.method, sub.data)]
@@ -500,4 +504,40 @@ def plot_claims(claims: pd.DataFrame):
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+def plot_study_histories(trials: pd.DataFrame, *, ncols: int = 4):
+    """One panel per method: each trial's gap on the validation split (points; one colour per
+    scenario, a cross when the trial took longer than retraining) and the best gap so far
+    within the cap (line) — the optimisation history of every study."""
+    methods = list(dict.fromkeys(trials.method))
+    scen = [s for s in SCENARIO_ORDER if s in set(trials.scenario)]
+    colors = dict(zip(scen, sns.color_palette("colorblind", len(scen))))
+    ncols = min(ncols, len(methods))
+    nrows = math.ceil(len(methods) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols + 0.3, 2.4 * nrows + 0.6), sharey=True,
+                             squeeze=False)
+    for ax in axes.flat[len(methods):]:
+        ax.axis("off")
+    for ax, m in zip(axes.flat, methods):
+        for s in scen:
+            sub = trials[(trials.method == m) & (trials.scenario == s)].sort_values("trial")
+            if not len(sub):
+                continue
+            ok = sub.within_cap & sub.gap.notna()
+            ax.plot(sub.trial[ok], sub.gap[ok], "o", ms=3.5, color=colors[s], alpha=0.8)
+            ax.plot(sub.trial[~ok], sub.gap[~ok], "x", ms=4, color=colors[s], alpha=0.8)
+            best = sub.gap.where(ok).cummin()
+            ax.step(sub.trial, best, where="post", color=colors[s], lw=1.6, label=s)
+        ax.set_title(m, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("gap on validation (pts)", fontsize=9)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("trial", fontsize=9)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, [f"{lab} forgetting" for lab in labels], loc="lower center", ncol=len(labels), fontsize=9,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig

@@ -52,6 +52,7 @@ CONFIG_KEYS = {
     "methods": "list of method names",
     "hp": "per-method hyperparameter overrides {method: {name: value}}",
     "notebook": "options of the notebooks (see NOTEBOOK_KEYS)",
+    "tuning": "the tuning protocol: one Optuna study per method and scenario (see megu_lib.tuning.TUNING_KEYS)",
 }
 #: Every key the profile's ``notebook`` section may hold, and what it means.
 NOTEBOOK_KEYS = {
@@ -86,6 +87,7 @@ class ExperimentConfig:
     eval: dict = dataclasses.field(default_factory=dict)
     hp: dict = dataclasses.field(default_factory=dict)
     notebook: dict = dataclasses.field(default_factory=dict)
+    tuning: dict | None = None
     description: str = ""
     path: str = ""
     profile_dataset: str = ""  # the data set the YAML names (``dataset`` may be overridden)
@@ -110,24 +112,43 @@ class ExperimentConfig:
         """The profile's file name, for messages."""
         return Path(self.path).name if self.path else self.name
 
-    def method_hp(self, method: str) -> dict:
+    def tuning_section(self) -> dict:
+        """The ``tuning:`` section with its defaults (:data:`megu_lib.tuning.TUNING_DEFAULTS`);
+        an error when the profile has none."""
+        check(self.tuning is not None, f"{self.where}: the profile has no tuning section")
+        from .tuning import check_tuning_section
+        return check_tuning_section(self.tuning, self.where, methods=self.methods, scenarios=self.scenarios)
+
+    def tuned(self, method: str) -> bool:
+        """True when ``method`` runs at the setting its tuning study chose."""
+        if self.tuning is None:
+            return False
+        t = self.tuning_section()
+        return t["use"] and method in t["methods"]
+
+    def method_hp(self, method: str, scenario: str | None = None) -> dict:
         """The profile's overrides for ``method`` (its ``hp:`` entry), with the profile's
-        ``judge`` for a method that declares a ``judge`` hyperparameter and was given none."""
+        ``judge`` for a method that declares a ``judge`` hyperparameter and was given none.
+        With ``scenario``, a tuned method (:meth:`tuned`) gets the setting its study chose for
+        that scenario (:func:`megu_lib.tuning.chosen_for`; missing: an error naming the command)."""
         from .methods import get_method
         hp = dict(self.hp.get(method, {}))
         if "judge" in get_method(method).params:
             hp.setdefault("judge", self.judge)
+        if scenario is not None and self.tuned(method):
+            from .tuning import chosen_for
+            hp.update(chosen_for(self, method, scenario))
         return hp
 
-    def full_hp(self, method: str) -> dict:
+    def full_hp(self, method: str, scenario: str | None = None) -> dict:
         """Every hyperparameter of ``method`` as the profile runs it (defaults filled in)."""
         from .methods import get_method
-        return {**get_method(method).defaults, **self.method_hp(method)}
+        return {**get_method(method).defaults, **self.method_hp(method, scenario)}
 
     def run_key(self, data, request, method: str, seed: int) -> dict:
         """Everything that determines one record (its file name is this key's hash)."""
         return dict(data=data.fingerprint(), model=self.model, train=self.train, request=request.key(),
-                    method=method, hp=self.full_hp(method), seed=seed, eval=self.eval)
+                    method=method, hp=self.full_hp(method, request.scenario), seed=seed, eval=self.eval)
 
     def record_name(self, data, request, method: str, seed: int) -> str:
         """The file name of a record; ``method="original"`` names the original model's record."""
@@ -341,10 +362,15 @@ def load_config(name: str, **overrides) -> ExperimentConfig:
     notebook = raw.get("notebook") or {}
     check(isinstance(notebook, dict), f"{where}: notebook must be a mapping of notebook parameters, got {notebook!r}")
     _check_notebook_section(notebook, where, scen)
+    tuning = raw.get("tuning")
+    if tuning is not None:
+        from .tuning import check_tuning_section
+        check_tuning_section(tuning, where, methods=methods, scenarios=scen)
     return ExperimentConfig(name=name, dataset=raw["dataset"], model=model, train=train,
                             seeds=seeds, scenarios=scen, methods=methods, subset=subset,
                             device=device, judge=judge, eval=ev, hp=hp,
-                            notebook=notebook, description=raw.get("description", ""), path=str(path),
+                            notebook=notebook, tuning=tuning, description=raw.get("description", ""),
+                            path=str(path),
                             profile_dataset=str(own_dataset))
 
 

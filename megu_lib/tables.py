@@ -25,7 +25,7 @@ from .metrics import spearman
 
 REFERENCES = ("original", "retrain")
 
-ABLATIONS = ("megu_no_T", "megu_no_pos", "megu_no_neg", "megu_no_noise", "megu_random_label")
+ABLATIONS = ("megu_no_T", "megu_no_pos", "megu_no_neg", "megu_no_noise", "megu_random_label", "megu_any")
 
 ABLATION_LABELS = {
     "megu": "MeGU (all components)",
@@ -35,6 +35,7 @@ ABLATION_LABELS = {
     "megu_no_neg": "no negative noise",
     "megu_no_noise": "no noise at all",
     "megu_random_label": "random perturbing labels",
+    "megu_any": "subclass rule: any coarse label",
 }
 
 SCENARIO_ORDER = ("class", "subclass", "random")

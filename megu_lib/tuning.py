@@ -8,12 +8,13 @@ choose defaults, and on the real split only to *show* sensitivity.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
 import pandas as pd
 
-from .errors import check
+from .errors import MeguError, check
 from .methods import get_method, unlearn
 from .metrics import GAP_KEYS, evaluate, gap_to_reference
 
@@ -99,8 +100,8 @@ def sensitivity(cfg, data, request, model, reference: dict, axes: dict, *, metho
 
     from .cache import atomic_write_bytes
     from .requests import config_hash
-    base = cfg.method_hp(method)
-    hp = cfg.full_hp(method)
+    base = cfg.method_hp(method, request.scenario)
+    hp = cfg.full_hp(method, request.scenario)
     folder = (Path(out_dir) if out_dir is not None else cfg.results_folder()) / "sensitivity"
     rows = []
     for axis, values in axes.items():
@@ -121,4 +122,434 @@ def sensitivity(cfg, data, request, model, reference: dict, axes: dict, *, metho
                 log(f"[sensitivity] {axis}={value}: gap {row['gap']:.2f} points, {row['seconds']:.1f} s")
             rows.append(dict(axis=axis, value=float(value), default=bool(np.isclose(float(value), float(hp[axis]))),
                              **{k: v for k, v in row.items() if k not in ("axis", "value", "default")}))
+    return pd.DataFrame(rows)
+
+
+# =========================================================================== the tuning protocol
+# Every method of a profile is tuned the same way (issue: a fair benchmark): an Optuna study
+# per (method, scenario) with a seeded TPE sampler, the same number of trials, search ranges
+# from the method's declarations (narrowed by the profile where it says so), a time cap equal
+# to retraining, and as objective the mean gap to a retrained model on a tuning task built
+# from the training split alone (an original trained on the pool minus a validation split,
+# metrics on that validation split). The real test split is never read.
+
+#: Every key of a profile's ``tuning:`` section, and what it means.
+TUNING_KEYS = {
+    "trials": "trials per method and scenario (the same for every method)",
+    "pool": "training images the tuning task draws on (a stratified subset of the training split; null: all)",
+    "validation": "fraction of the pool held out as the tuning task's evaluation split, in (0, 0.5]",
+    "seed": "the seed of the tuning task, of its runs and of every study's sampler",
+    "requests": "one tuning request per scenario: {class: <class>, subclass: <class>, random: <fraction>}",
+    "methods": "the methods to tune (default: every method of the profile but retrain)",
+    "space": "search ranges narrowed by the profile: {method: {hyperparameter: [lo, hi] or [choices]}}",
+    "startup": "random trials before TPE models the results (default: a third of the trials, at least 2)",
+    "use": "run the profile's methods at the chosen settings (default true; false: reference defaults)",
+}
+TUNING_DEFAULTS = {"trials": 12, "pool": None, "validation": 0.2, "seed": 0, "requests": {}, "methods": None,
+                   "space": {}, "startup": None, "use": True}
+
+
+def check_tuning_section(section, where: str, *, methods: list, scenarios: dict) -> dict:
+    """The profile's ``tuning:`` section with its defaults filled in; each problem one line
+    naming ``where`` and the key (before any work)."""
+    from .hparams import Search
+    from .methods import get_method
+    check(isinstance(section, dict), f"{where}: tuning must be a mapping (keys: {', '.join(TUNING_KEYS)}), "
+          f"got {section!r}")
+    for key in section:
+        check(key in TUNING_KEYS, f"{where}: tuning has unknown key {key!r}; known keys: {', '.join(TUNING_KEYS)}")
+    t = {**TUNING_DEFAULTS, **section}
+    _int = lambda v, lo: isinstance(v, int) and not isinstance(v, bool) and v >= lo  # noqa: E731
+    check(_int(t["trials"], 1), f"{where}: tuning.trials must be an int >= 1, got {t['trials']!r}")
+    check(t["pool"] is None or _int(t["pool"], 20),
+          f"{where}: tuning.pool must be an int >= 20 (training images) or null (all), got {t['pool']!r}")
+    v = t["validation"]
+    check(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 0.5,
+          f"{where}: tuning.validation must be a fraction of the training split in (0, 0.5]: the tuning task is "
+          f"built from the training split alone and never touches the test split, got {v!r}")
+    check(_int(t["seed"], 0), f"{where}: tuning.seed must be an int >= 0, got {t['seed']!r}")
+    check(t["startup"] is None or _int(t["startup"], 1),
+          f"{where}: tuning.startup must be an int >= 1 or null, got {t['startup']!r}")
+    check(isinstance(t["use"], bool), f"{where}: tuning.use must be true or false, got {t['use']!r}")
+    tuned = t["methods"] if t["methods"] is not None else [m for m in methods if m != "retrain"]
+    check(isinstance(tuned, list) and tuned, f"{where}: tuning.methods must be a non-empty list, got {tuned!r}")
+    for m in tuned:
+        check(m in methods and m != "retrain",
+              f"{where}: tuning.methods: {m!r} is not a method of the profile (retrain is the reference, never tuned)")
+    t["methods"] = list(tuned)
+    req = t["requests"]
+    check(isinstance(req, dict), f"{where}: tuning.requests must map a scenario to one target, got {req!r}")
+    for s in req:
+        check(s in scenarios, f"{where}: tuning.requests.{s}: the profile has no {s!r} scenario; "
+              f"its scenarios: {', '.join(scenarios)}")
+    t["requests"] = {s: req.get(s, _default_target(s, spec["forget"])) for s, spec in scenarios.items()}
+    space = t["space"]
+    check(isinstance(space, dict), f"{where}: tuning.space must map a method to {{hyperparameter: range}}")
+    out = {}
+    for m, ranges in space.items():
+        check(m in t["methods"], f"{where}: tuning.space.{m}: {m!r} is not among the tuned methods")
+        check(isinstance(ranges, dict), f"{where}: tuning.space.{m} must map hyperparameters to ranges")
+        params = get_method(m).params
+        out[m] = {}
+        for name, rng in ranges.items():
+            key = f"{where}: tuning.space.{m}.{name}"
+            check(name in params, f"{key}: {m} has no hyperparameter {name!r}; known: {', '.join(params)}")
+            p = params[name]
+            check(isinstance(rng, list) and rng, f"{key} must be [lo, hi] or a list of choices, got {rng!r}")
+            for value in rng:  # every end or choice must be a value the method allows
+                p.check(value, f"{key}: the range is outside what {m} allows: each end")
+            declared = p.search
+            if p.kind in ("float", "int") and len(rng) == 2 and (declared is None or declared.scale != "choice"):
+                lo, hi = rng
+                check(lo < hi, f"{key}: a range needs lo < hi, got {rng!r}")
+                scale = declared.scale if declared is not None else "linear"
+                check(scale != "log" or lo > 0, f"{key}: a log range needs lo > 0, got {rng!r}")
+                out[m][name] = Search(scale, float(lo), float(hi), integer=p.kind == "int")
+            else:
+                out[m][name] = Search("choice", values=tuple(rng))
+    t["space"] = out
+    return t
+
+
+def _default_target(scenario: str, targets: list):
+    return max(targets) if scenario == "random" else targets[0]
+
+
+def study_space(cfg, method: str) -> dict:
+    """The search space of ``method`` in ``cfg``'s tuning: its declarations' spaces, with the
+    profile's narrower ranges (``tuning.space``) in their place."""
+    from .hparams import search_space
+    from .methods import get_method
+    space = search_space(get_method(method).params)
+    space.update(cfg.tuning_section()["space"].get(method, {}))
+    fixed = set(cfg.hp.get(method, {}))  # a value the profile fixes is not searched
+    return {k: v for k, v in space.items() if k not in fixed}
+
+
+@dataclasses.dataclass
+class TuningTask:
+    """What every study of one scenario is measured on: a data set whose training part is
+    the pool minus the validation split and whose evaluation part is that validation split,
+    the original trained on it, one request, the retrained reference's metrics and the cap
+    (the retrained model's training seconds)."""
+
+    data: object
+    original: object
+    request: object
+    reference: dict
+    cap_seconds: float
+    seed: int
+
+    def key(self) -> dict:
+        return dict(data=self.data.fingerprint(), request=self.request.key(), seed=self.seed)
+
+
+def tuning_data(cfg, data):
+    """The tuning task's data set: the profile's training split (or a stratified ``pool`` of
+    it), with a stratified ``validation`` fraction held out as its evaluation split. Its
+    evaluation split is drawn from the training split: the test split is never read."""
+    t = cfg.tuning_section()
+    pool = data.subset(t["pool"], None, seed=t["seed"]) if t["pool"] else data
+    task = pool.validation_split(t["validation"], seed=t["seed"])
+    # the guard the protocol rests on: nothing of the real test split in the tuning task
+    check(task.test_x.data_ptr() != data.test_x.data_ptr() and "/val" in task.name,
+          "the tuning task would evaluate on the test split; it must use a validation split of the training data")
+    return task
+
+
+def tuning_task(cfg, data, scenario: str, *, cache=None, device=None, progress=None, log=print) -> TuningTask:
+    """The tuning task of ``scenario`` (see :class:`TuningTask`); models come from the cache."""
+    from .methods import unlearn
+    from .metrics import evaluate
+    from .requests import make_request
+    t = cfg.tuning_section()
+    task_data = tuning_data(cfg, data)
+    target = t["requests"][scenario]
+    request = (make_request(task_data, "random", fraction=target, seed=t["seed"]) if scenario == "random"
+               else make_request(task_data, scenario, forget=target, seed=t["seed"]))
+    original = cfg.original_model(task_data, t["seed"], request.level, cache=cache, device=device, progress=progress)
+    retrained = unlearn("retrain", original, task_data, request, seed=t["seed"], cache=cache, device=device,
+                        progress=progress)
+    reference = evaluate(retrained.model, task_data, request, max_retain=cfg.eval.get("max_retain"), seed=t["seed"],
+                         device=device)
+    log(f"[tune] {scenario} task: {request.label()} on {len(task_data.train_y)} training / "
+        f"{len(task_data.test_y)} validation images; retraining takes {retrained.seconds:.0f} s (the cap)")
+    return TuningTask(task_data, original, request, reference, float(retrained.seconds), t["seed"])
+
+
+def _suggest(trial, name: str, s):
+    if s.scale == "choice":
+        return trial.suggest_categorical(name, list(s.values))
+    if s.integer:
+        return trial.suggest_int(name, int(s.lo), int(s.hi), log=s.scale == "log")
+    return trial.suggest_float(name, s.lo, s.hi, log=s.scale == "log")
+
+
+def tuning_folder(cfg) -> Path:
+    return cfg.results_folder() / "tuning"
+
+
+def study_key(cfg, method: str, scenario: str) -> dict:
+    """Everything in the profile that determines a study (its record is reused, and its
+    chosen setting run, only under the same key; the tuning data's fingerprint is checked
+    apart when the study runs)."""
+    t = cfg.tuning_section()
+    return dict(profile=cfg.name, dataset=cfg.dataset, subset=cfg.subset, model=cfg.model, train=cfg.train,
+                eval=cfg.eval, pool=t["pool"], validation=t["validation"], seed=t["seed"],
+                target=t["requests"][scenario], method=method, scenario=scenario, base=cfg.method_hp(method),
+                space={k: dataclasses.asdict(v) for k, v in sorted(study_space(cfg, method).items())},
+                trials=t["trials"], startup=_startup(t))
+
+
+def _startup(t: dict) -> int:
+    return t["startup"] if t["startup"] is not None else max(2, t["trials"] // 3)
+
+
+def _open_storage(path: Path):
+    """Optuna's SQLite storage at ``path``; a file that is not one is a one-line error."""
+    import optuna
+    if path.exists():
+        head = path.read_bytes()[:16]
+        check(head == b"SQLite format 3\x00" or not head,
+              f"{path} is not an Optuna SQLite storage (damaged or another file); delete it to start the studies again")
+    try:
+        return optuna.storages.RDBStorage(f"sqlite:///{path}")
+    except Exception as e:  # noqa: BLE001 - any failure to open the storage is the same user error
+        raise MeguError(f"{path}: cannot open the tuning storage ({type(e).__name__}); "
+                        "delete it to start the studies again") from None
+
+
+def read_study(path: Path, key_hash: str | None = None) -> dict | None:
+    """A study's committed record (JSON), None when missing; damaged or made for another
+    tuning task (``key_hash`` differs) is a one-line error."""
+    import json
+    if not path.exists():
+        return None
+    try:
+        rec = json.loads(path.read_text())
+    except ValueError:
+        rec = None
+    check(isinstance(rec, dict) and isinstance(rec.get("trials"), list) and "key_hash" in rec,
+          f"{path} is not a study record (damaged); delete it to run the study again")
+    check(key_hash is None or rec["key_hash"] == key_hash,
+          f"{path} was made for another tuning task (another profile, model, space or trial count); "
+          "delete it to run the study again")
+    return rec
+
+
+def run_study(cfg, task: TuningTask, method: str, scenario: str, *, cache=None, device=None, progress=None,
+              log=print) -> dict:
+    """Run (or resume, or load) the study of ``method`` on ``scenario``'s tuning task.
+
+    The study lives in ``<results>/<profile>/tuning/optuna.sqlite3`` (resumable); when it
+    has its trials, its record is written as JSON next to it (committed: the trials, the
+    chosen setting and its cost) and later calls load that. Returns the record."""
+    import json
+    import warnings
+
+    import optuna
+
+    from .cache import atomic_write_bytes
+    from .methods import get_method, unlearn
+    from .metrics import evaluate
+    from .requests import config_hash
+    t = cfg.tuning_section()
+    folder = tuning_folder(cfg)
+    key = study_key(cfg, method, scenario)
+    key_hash = config_hash(key)
+    record_path = folder / f"{method}-{scenario}.json"
+    rec = read_study(record_path, key_hash)
+    check(rec is None or rec.get("task") == task.key(),
+          f"{record_path} was made on other tuning data (the data set changed); delete it to run the study again")
+    if rec is not None and sum(tr["state"] == "COMPLETE" for tr in rec["trials"]) >= t["trials"]:
+        return rec
+    folder.mkdir(parents=True, exist_ok=True)
+    storage = _open_storage(folder / "optuna.sqlite3")
+    name = f"{method}-{scenario}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    base = cfg.method_hp(method)
+    space = study_space(cfg, method)
+    spec = get_method(method)
+    cap = task.cap_seconds
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # a trial over the cap is infeasible (its constraint, seconds - cap, is > 0): TPE learns to avoid it
+        sampler = optuna.samplers.TPESampler(seed=t["seed"], n_startup_trials=_startup(t))
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, direction="minimize",
+                                    load_if_exists=True)
+    stored = study.user_attrs.get("key_hash")
+    check(stored in (None, key_hash), f"{folder / 'optuna.sqlite3'}: study {name!r} was made for another tuning "
+          "task (another profile, model, space or trial count); delete the file to start the studies again")
+    study.set_user_attr("key_hash", key_hash)
+    for tr in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study._storage.set_trial_state_values(tr._trial_id, optuna.trial.TrialState.FAIL)  # killed mid-trial
+    done = sum(tr.state == optuna.trial.TrialState.COMPLETE for tr in study.get_trials(deepcopy=False))
+
+    def objective(trial):
+        hp = {**base, **{k: _suggest(trial, k, s) for k, s in space.items()}}
+        spec.check_hp(hp, where=f"tune: {method}: ")
+        result = unlearn(method, task.original, task.data, task.request, seed=task.seed, cache=cache, device=device,
+                         progress=progress, **hp)
+        metrics = evaluate(result.model, task.data, task.request, max_retain=cfg.eval.get("max_retain"),
+                           seed=task.seed, device=device)
+        gaps = gap_to_reference(metrics, task.reference)
+        trial.set_user_attr("seconds", float(result.seconds))
+        trial.set_user_attr("over_cap", float(result.seconds - cap))
+        trial.set_constraint("seconds_over_cap", float(result.seconds - cap))
+        trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
+        trial.set_user_attr("gaps", {k: float(v) for k, v in gaps.items()})
+        log(f"[tune {name}] trial {trial.number + 1}/{t['trials']}: gap {gaps['gap']:.2f}, "
+            f"{result.seconds:.1f} s{' (over the cap)' if result.seconds > cap else ''}")
+        return gaps["gap"]
+
+    if done < t["trials"]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(objective, n_trials=t["trials"] - done, catch=(FloatingPointError,))
+    rec = study_record(study, key, key_hash, cap, base, method, scenario, task)
+    atomic_write_bytes(record_path, json.dumps(rec, indent=1, default=float).encode())
+    return rec
+
+
+def study_record(study, key: dict, key_hash: str, cap: float, base: dict, method: str, scenario: str,
+                 task: TuningTask) -> dict:
+    """A study as a JSON-able record: its trials, the chosen setting (the best trial within
+    the cap; the method's defaults when none is) and what that setting costs."""
+    import math
+    trials = []
+    for tr in study.get_trials(deepcopy=False):
+        trials.append(dict(number=tr.number, state=tr.state.name, params=tr.params,
+                           gap=tr.value if tr.value is not None and math.isfinite(tr.value) else None,
+                           seconds=tr.user_attrs.get("seconds"), within_cap=tr.user_attrs.get("over_cap", 1.0) <= 0,
+                           metrics=tr.user_attrs.get("metrics"), gaps=tr.user_attrs.get("gaps")))
+    ok = [tr for tr in trials if tr["state"] == "COMPLETE" and tr["gap"] is not None and tr["within_cap"]]
+    best = min(ok, key=lambda tr: (tr["gap"], tr["number"])) if ok else None
+    return dict(method=method, scenario=scenario, key_hash=key_hash, key=key, task=task.key(),
+                request=task.request.label(),
+                cap_seconds=cap, reference=task.reference, base=base, trials=trials,
+                best=best, chosen={**base, **(best["params"] if best else {})},
+                note=None if best else "no trial finished within the cap: the method runs at its defaults")
+
+
+def tune_profile(cfg, data, *, methods=None, scenarios=None, cache=None, device=None, progress=None,
+                 log=print) -> dict:
+    """Run every study of ``cfg``'s tuning (or those of ``methods`` / ``scenarios``); returns
+    the chosen settings {method: {scenario: hp}} (also written to ``chosen.json``)."""
+    import json
+
+    from .cache import atomic_write_bytes
+    from .training import resolve_device
+    t = cfg.tuning_section()
+    methods = list(methods or t["methods"])
+    for m in methods:
+        check(m in t["methods"], f"{cfg.where}: {m!r} is not among the tuned methods: {', '.join(t['methods'])}")
+    scenarios = list(scenarios or t["requests"])
+    for s in scenarios:
+        check(s in t["requests"], f"{cfg.where}: no tuning request for scenario {s!r}")
+    from .requests import config_hash
+    # before any work: damaged or foreign records and storage are one-line errors
+    for scenario in scenarios:
+        for method in methods:
+            read_study(tuning_folder(cfg) / f"{method}-{scenario}.json", config_hash(study_key(cfg, method, scenario)))
+    if (tuning_folder(cfg) / "optuna.sqlite3").exists():
+        _open_storage(tuning_folder(cfg) / "optuna.sqlite3")
+    device = resolve_device(cfg.device if device is None else device)
+    for scenario in scenarios:
+        task = None
+        for method in methods:
+            if task is None:
+                task = tuning_task(cfg, data, scenario, cache=cache, device=device, progress=progress, log=log)
+            rec = run_study(cfg, task, method, scenario, cache=cache, device=device, progress=progress, log=log)
+            b = rec["best"]
+            log(f"[tune] {method} on {scenario}: " + (f"gap {b['gap']:.2f} in {b['seconds']:.1f} s (cap "
+                                                       f"{rec['cap_seconds']:.0f} s)" if b else rec["note"]))
+    chosen = chosen_settings(cfg)
+    atomic_write_bytes(tuning_folder(cfg) / "chosen.json", json.dumps(chosen, indent=1, sort_keys=True).encode())
+    return chosen
+
+
+_READ = {}
+
+
+def chosen_for(cfg, method: str, scenario: str) -> dict:
+    """The setting ``method``'s study chose for ``scenario`` (from its committed record; the
+    tuning request of the random scenario serves every random request)."""
+    path = tuning_folder(cfg) / f"{method}-{scenario}.json"
+    check(path.exists(), f"{cfg.where}: {method} runs at its tuned setting but the study of {method} on {scenario} "
+          f"is missing ({path}); run python -m megu_lib tune {cfg.name} (or set tuning.use: false)")
+    from .requests import config_hash
+    key_hash = config_hash(study_key(cfg, method, scenario))
+    stamp = (str(path), path.stat().st_mtime_ns, key_hash)
+    if stamp not in _READ:
+        _READ[stamp] = read_study(path, key_hash)
+    rec = _READ[stamp]
+    check(len(rec["trials"]) > 0 and rec.get("chosen") is not None,
+          f"{path}: the study has no trials; run python -m megu_lib tune {cfg.name}")
+    return dict(rec["chosen"])
+
+
+def chosen_settings(cfg, *, required: bool = False) -> dict:
+    """{method: {scenario: hp}} from the committed study records of ``cfg``'s tuning (only
+    studies whose key matches are read by the runner: see :func:`run_study`)."""
+    out = {}
+    t = cfg.tuning_section()
+    for method in t["methods"]:
+        for scenario in t["requests"]:
+            rec = read_study(tuning_folder(cfg) / f"{method}-{scenario}.json")
+            if rec is None:
+                check(not required, f"{cfg.where}: the tuning study of {method} on {scenario} is missing under "
+                      f"{tuning_folder(cfg)}; run python -m megu_lib tune {cfg.name}")
+                continue
+            out.setdefault(method, {})[scenario] = rec["chosen"]
+    return out
+
+
+def study_records(cfg) -> list[dict]:
+    """The committed study records of ``cfg``'s tuning that match its current key (each
+    (method, scenario) once; missing ones are left out)."""
+    from .requests import config_hash
+    t = cfg.tuning_section()
+    out = []
+    for scenario in t["requests"]:
+        for method in t["methods"]:
+            rec = read_study(tuning_folder(cfg) / f"{method}-{scenario}.json",
+                             config_hash(study_key(cfg, method, scenario)))
+            if rec is not None:
+                out.append(rec)
+    return out
+
+
+def trials_frame(records) -> pd.DataFrame:
+    """Every trial of the study records as one row: method, scenario, trial number, state,
+    gap, seconds, whether it stayed within the cap, the cap, and the sampled values."""
+    rows = []
+    for rec in records:
+        for tr in rec["trials"]:
+            rows.append(dict(method=rec["method"], scenario=rec["scenario"], trial=tr["number"] + 1,
+                             state=tr["state"], gap=tr["gap"], seconds=tr["seconds"], within_cap=tr["within_cap"],
+                             cap_seconds=rec["cap_seconds"], params=tr["params"]))
+    return pd.DataFrame(rows)
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def chosen_table(records, *, fixed=("judge",)) -> pd.DataFrame:
+    """One row per study: the tuning request, trials run and within the cap, the best gap
+    on the validation split, its seconds against the cap (retraining's), and the chosen
+    values that differ from the method's defaults (``fixed`` keys shown always)."""
+    from .methods import get_method
+    rows = []
+    for rec in records:
+        defaults = get_method(rec["method"]).defaults
+        best = rec["best"]
+        within = sum(tr["within_cap"] and tr["state"] == "COMPLETE" for tr in rec["trials"])
+        changed = {k: v for k, v in rec["chosen"].items() if k in fixed or defaults.get(k) != v}
+        rows.append({"method": rec["method"], "scenario": rec["scenario"], "trials": len(rec["trials"]),
+                     "within cap": within,
+                     "best gap": best["gap"] if best else float("nan"),
+                     "seconds": best["seconds"] if best else float("nan"), "cap (s)": rec["cap_seconds"],
+                     "chosen": ", ".join(f"{k}={_short(v)}" for k, v in sorted(changed.items())) or "defaults"})
     return pd.DataFrame(rows)

@@ -64,7 +64,7 @@ setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget
 cfg, seed, data, request, original = setup.cfg, setup.seed, setup.data, setup.request, setup.original
 forget_name, k, names = setup.forget_name, setup.forget_index, data.class_names()
 # exactly what MeGU builds for this model and request before it fine-tunes (the same function megu() calls)
-parts = megu_parts(original, data, request, seed=seed, device=cfg.device, **cfg.method_hp("megu"))
+parts = megu_parts(original, data, request, seed=seed, device=cfg.device, **cfg.method_hp("megu", request.scenario))
 hp = parts.hp
 print(f"profile {cfg.name!r}: {data.name}; forget class {forget_name!r}")
 

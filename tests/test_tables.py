@@ -97,17 +97,18 @@ def test_claims_verdicts_are_computed():
     df = _records(VALUES)
     claims = cl.check_claims(df).set_index("claim")
     assert set(claims.verdict) <= set(cl.VERDICTS)
-    retain = claims.loc[claims.index.str.startswith("Class-wise")].iloc[0]
+    retain = claims.loc[claims.index.str.startswith("keeps retain accuracy")].iloc[0]
     assert retain.verdict == "holds" and abs(retain.value - 0.2) < 1e-9  # |−0.2| points
     ssd = claims.loc[claims.index.str.contains("SSD")].iloc[0]
-    # MIA: retrain 10, megu 10.5, ssd 20 (+ seed jitter) -> about 48 % lower: short of 49 %
-    assert ssd.verdict == "does not hold" and 40 < ssd.value < 49
+    # MIA: retrain 10, megu 10.5, ssd 20 (+ seed jitter) -> 47.5 and 46.3 % lower on the two seeds: the
+    # mean is short of 49 %, but with two seeds the interval spans it
+    assert ssd.verdict == "inconclusive" and 40 < ssd.value < 49 and ssd.low < 49 < ssd.high
     unsir = claims.loc[claims.index.str.contains("UNSIR")].iloc[0]
     assert unsir.verdict == "does not hold" and 0 < unsir.value < 9.8
     time = claims.loc[claims.index.str.contains("less time")].iloc[0]
     assert time.verdict == "holds" and time.value > 59
     for s in ("class", "subclass", "random"):
-        assert claims.loc[f"Better than the baselines: {s} forgetting"].verdict == "holds"
+        assert claims.loc[f"beats the baselines in {s} forgetting"].verdict == "holds"
     cifar = claims.loc[claims.index.str.contains("CIFAR")].iloc[0]
     assert cifar.verdict == "not testable here" and "no CIFAR copy" in cifar.why
     assert "1 hold" not in cl.claims_sentence(cl.check_claims(df))
@@ -118,7 +119,7 @@ def test_claims_for_both_megu_variants_and_baselines_exclude_them():
     claims = cl.check_claims(_records(values))
     assert set(claims.method) == {"MeGU (ours)", "MeGU (paper's settings)"}
     # megu_paper is closer to retrain than megu, yet megu still beats every *baseline*
-    ours = claims[(claims.method == "MeGU (ours)") & claims.claim.str.startswith("Better")]
+    ours = claims[(claims.method == "MeGU (ours)") & claims.claim.str.startswith("beats")]
     assert (ours.verdict == "holds").all()
     assert cl.baselines_of(_records(values)) == ["finetune", "ssd", "unsir"]
     assert "megu_paper" in tables.gap_summary(_records(values))["sentence"]
@@ -131,7 +132,7 @@ def test_claims_not_testable_and_cifar_groups():
     no_ssd = {k: v for k, v in VALUES.items() if k != "ssd"}
     claims = cl.check_claims(_records(no_ssd, scenarios=("class",))).set_index("claim")
     assert claims.loc[claims.index.str.contains("SSD")].iloc[0].verdict == "not testable here"
-    assert claims.loc["Better than the baselines: random forgetting"].verdict == "not testable here"
+    assert claims.loc["beats the baselines in random forgetting"].verdict == "not testable here"
     zero_mia = {**VALUES, "ssd": dict(VALUES["ssd"], mia=-10)}
     claims = cl.check_claims(_records(zero_mia, jitter=0)).set_index("claim")
     assert "MIA is 0" in claims.loc[claims.index.str.contains("SSD")].iloc[0].why
@@ -322,3 +323,40 @@ def test_an_original_at_chance_gets_no_verdict():
     assert "not meaningful here" not in set(cl.check_claims(df).verdict)
     from megu_lib.metrics import chance_note
     assert chance_note(90.0, 10) is None and "nothing on this page is meaningful" in chance_note(12.0, 10)
+
+
+def test_threshold_verdicts_read_the_interval():
+    assert cl.threshold_verdict(0.2, 0.1, 0.3, 0.35, "<=") == "holds"
+    assert cl.threshold_verdict(0.3, 0.2, 0.5, 0.35, "<=") == "inconclusive"
+    assert cl.threshold_verdict(0.6, 0.4, 0.8, 0.35, "<=") == "does not hold"
+    assert cl.threshold_verdict(50, 45, 55, 49, ">=") == "inconclusive"
+    assert cl.threshold_verdict(60, 59.5, 61, 59, ">") == "holds"
+    assert cl.threshold_verdict(50, float("nan"), float("nan"), 49, ">=") == "holds"  # one seed: the mean
+    with pytest.raises(MeguError, match="want must be"):
+        cl.threshold_verdict(1, 0, 2, 1, "<")
+
+
+def test_claims_not_meaningful_here():
+    seeds = (0, 1, 2)
+    # SSD left the model as it was: its comparison is with an untouched model
+    lazy = {**VALUES, "ssd": dict(VALUES["original"], seconds=5)}
+    claims = cl.check_claims(_records(lazy, seeds=seeds)).set_index("claim")
+    ssd = claims.loc[claims.index.str.contains("SSD")].iloc[0]
+    assert ssd.verdict == "not meaningful here" and "untouched model" in ssd.why
+    assert cl.did_nothing(_records(lazy), "ssd") and not cl.did_nothing(_records(lazy), "unsir")
+    # an attack with no power on these models says nothing
+    df = _records(VALUES, seeds=seeds)
+    df["mia_auc"] = 0.52
+    unsir = cl.check_claims(df).set_index("claim").loc[lambda c: c.index.str.contains("UNSIR")].iloc[0]
+    assert unsir.verdict == "not meaningful here" and "AUC 0.52" in unsir.why
+    # doing nothing as close to retrain as the best method: the scenario cannot discriminate
+    blind = {**VALUES, "original": dict(seconds=100, retain_acc=-0.1)}
+    claims = cl.check_claims(_records(blind, seeds=seeds)).set_index("claim")
+    row = claims.loc["beats the baselines in class forgetting"]
+    assert row.verdict == "not meaningful here" and "cannot discriminate here" in row.why
+    # MeGU behind a baseline, but not distinguishably: inconclusive
+    close = {**VALUES, "unsir": dict(retain_acc=-0.15, forget_acc=0.4, mia=0.5, seconds=10)}
+    rows = _records(close, seeds=seeds)
+    rows.loc[rows.method == "megu", "gap"] += np.where(rows.loc[rows.method == "megu", "seed"] == 1, -0.5, 0.3)
+    row = cl.check_claims(rows).set_index("claim").loc["beats the baselines in class forgetting"]
+    assert row.verdict == "inconclusive" and "includes 0" in row.why

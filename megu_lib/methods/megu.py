@@ -327,3 +327,6 @@ _variant("megu_no_pos", "without the positive noise", use_pos=False)
 _variant("megu_no_neg", "without the negative noise", use_neg=False)
 _variant("megu_no_noise", "without both noises (perturbed labels only)", use_pos=False, use_neg=False)
 _variant("megu_random_label", "random perturbing labels instead of guided ones", rule="random")
+_variant("megu_any", "the other reading of the subclass rule: the perturbing label among all coarse labels, "
+         "the sample's own included (megu reads it as a coarse label other than the sample's own)",
+         subclass_labels="any")

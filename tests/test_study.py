@@ -1,0 +1,142 @@
+"""The tuning protocol: one Optuna study per (method, scenario), on a task that never reads
+the test split, capped at retraining's time, resumable, and its bad inputs."""
+import json
+
+import pytest
+import yaml
+
+import megu_lib.profile as pf
+from megu_lib.errors import MeguError
+from megu_lib.tuning import (
+    chosen_for,
+    chosen_table,
+    read_study,
+    study_records,
+    trials_frame,
+    tune_profile,
+    tuning_data,
+    tuning_folder,
+)
+
+
+def _profile(tmp_path, **tuning):
+    cfg = dict(name="tiny", dataset="fashion_mnist", subset={"train": 600, "test": 200},
+               model={"arch": "small_cnn", "width": 4}, train={"preset": "fast", "epochs": 1, "batch_size": 64},
+               device="cpu", seeds=[0], judge="uniform", eval={"max_retain": 200},
+               scenarios={"class": {"forget": ["Trouser"]}}, methods=["retrain", "finetune", "ssd"],
+               hp={"finetune": {"epochs": 0.5}},
+               tuning={"trials": 3, "validation": 0.25, "space": {"ssd": {"alpha": [1, 20]}}, **tuning})
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_tuning_section_is_checked_at_load_time(tmp_path):
+    with pytest.raises(MeguError, match=r"^tiny.yaml: tuning has unknown key 'trails'; known keys: trials"):
+        pf.load_config(_profile(tmp_path, trails=3))
+    with pytest.raises(MeguError, match=r"tuning.validation must be a fraction of the training split in \(0, 0.5\]: "
+                                        r"the tuning task is built from the training split alone and never touches "
+                                        r"the test split, got 'test'"):
+        pf.load_config(_profile(tmp_path, validation="test"))
+    with pytest.raises(MeguError, match=r"tuning.space.ssd.alpha: the range is outside what ssd allows: each end must "
+                                        r"be a positive number, got -1"):
+        pf.load_config(_profile(tmp_path, space={"ssd": {"alpha": [-1, 10]}}))
+    with pytest.raises(MeguError, match=r"tuning.methods: 'retrain' is not a method of the profile \(retrain is the "
+                                        r"reference, never tuned\)"):
+        pf.load_config(_profile(tmp_path, methods=["retrain"]))
+    cfg = pf.load_config(_profile(tmp_path))
+    t = cfg.tuning_section()
+    assert t["methods"] == ["finetune", "ssd"] and t["requests"] == {"class": "Trouser"} and t["trials"] == 3
+
+
+def test_tuning_task_is_drawn_from_the_training_split(tmp_path, small):
+    cfg = pf.load_config(_profile(tmp_path, pool=400))
+    task = tuning_data(cfg, small)
+    assert len(task.train_y) + len(task.test_y) == 400 and len(task.test_y) == 100
+    train_rows = {bytes(x.numpy().tobytes()) for x in small.train_x}
+    assert all(bytes(x.numpy().tobytes()) in train_rows for x in task.test_x)  # validation = training images
+
+
+@pytest.mark.slow
+def test_studies_run_resume_and_feed_the_runner(tmp_path):
+    cfg = pf.load_config(_profile(tmp_path))
+    data = pf.load_data(cfg)
+    # before a study exists, a tuned method cannot be keyed: one line naming the command
+    with pytest.raises(MeguError, match=r"run python -m megu_lib tune tiny"):
+        cfg.method_hp("finetune", "class")
+    lines = []
+    chosen = tune_profile(cfg, data, log=lines.append)
+    folder = tuning_folder(cfg)
+    rec = read_study(folder / "ssd-class.json")
+    assert len(rec["trials"]) == 3 and all(1 <= tr["params"]["alpha"] <= 20 for tr in rec["trials"])
+    assert rec["cap_seconds"] > 0 and chosen["ssd"]["class"] == rec["chosen"]
+    within = [tr for tr in rec["trials"] if tr["within_cap"]]  # timing decides which: the rule is tested below
+    assert rec["chosen"] == ({**rec["best"]["params"]} if within else {}) and (rec["best"] is None) == (not within)
+    assert chosen["finetune"]["class"]["epochs"] == 0.5  # fixed by the profile: not searched
+    assert cfg.method_hp("ssd", "class") == rec["chosen"]  # the runner's key uses the choice
+    assert json.loads((folder / "chosen.json").read_text()) == chosen
+    # what the book shows of the studies
+    frame = trials_frame(study_records(cfg))
+    assert len(frame) == 6 and set(frame.method) == {"finetune", "ssd"} and frame.gap.notna().all()
+    table = chosen_table(study_records(cfg)).set_index("method")
+    assert table.loc["ssd", "trials"] == table.loc["finetune", "trials"] == 3
+    if rec["best"] is not None:
+        assert table.loc["ssd", "best gap"] == pytest.approx(rec["best"]["gap"])
+    import matplotlib.pyplot as plt
+
+    from megu_lib.plotting import plot_study_histories
+    fig = plot_study_histories(frame)
+    assert len([ax for ax in fig.axes if ax.axison]) == 2
+    plt.close(fig)
+    # a second call loads the records: no trial runs again
+    again = []
+    tune_profile(cfg, data, log=again.append)
+    assert not any("trial" in line for line in again)
+    # more trials: the study resumes from its storage
+    cfg3 = pf.load_config(_profile(tmp_path, trials=4))
+    with pytest.raises(MeguError, match="was made for another tuning task"):
+        chosen_for(cfg3, "ssd", "class")
+    (folder / "ssd-class.json").unlink()
+    (folder / "finetune-class.json").unlink()
+    with pytest.raises(MeguError, match="study 'finetune-class' was made for another tuning task"):
+        tune_profile(cfg3, data, log=lambda m: None)
+
+
+def test_damaged_storage_and_records_are_one_line_errors(tmp_path, small):
+    cfg = pf.load_config(_profile(tmp_path))
+    folder = tuning_folder(cfg)
+    folder.mkdir(parents=True)
+    (folder / "optuna.sqlite3").write_text("not a database")
+    with pytest.raises(MeguError, match=r"optuna.sqlite3 is not an Optuna SQLite storage \(damaged or another file\)"):
+        tune_profile(cfg, small, log=lambda m: None)
+    (folder / "optuna.sqlite3").unlink()
+    (folder / "ssd-class.json").write_text("{")
+    with pytest.raises(MeguError, match=r"ssd-class.json is not a study record \(damaged\)"):
+        tune_profile(cfg, small, log=lambda m: None)
+    assert not (tmp_path / "cache").exists()  # nothing trained
+
+
+def test_the_chosen_setting_is_the_best_trial_within_the_cap():
+    """A faster but worse trial loses to a better one; a better trial over the cap is never chosen."""
+    import optuna
+
+    from megu_lib.tuning import study_record
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)}
+
+    def study_of(trials, cap=10.0):
+        study = optuna.create_study(direction="minimize")
+        for lr, gap, seconds in trials:
+            study.add_trial(optuna.trial.create_trial(
+                params={"lr": lr}, distributions=dist, value=None if gap != gap else gap,
+                state=optuna.trial.TrialState.FAIL if gap != gap else optuna.trial.TrialState.COMPLETE,
+                user_attrs={"seconds": seconds, "over_cap": seconds - cap}))
+        return study
+
+    study = study_of([(0.01, 3.0, 5.0), (0.02, 1.0, 20.0), (0.03, 2.0, 9.0), (0.04, float("nan"), 1.0)])
+    task = type("Task", (), {"request": type("R", (), {"label": lambda self: "class:Shirt"})(), "reference": {},
+                             "key": lambda self: {}})()
+    rec = study_record(study, {}, "k", 10.0, {"epochs": 1}, "finetune", "class", task)
+    assert rec["best"]["params"] == {"lr": 0.03} and rec["chosen"] == {"epochs": 1, "lr": 0.03}
+    assert [tr["within_cap"] for tr in rec["trials"]] == [True, False, True, True]
+    rec = study_record(study_of([(0.01, 3.0, 11.0), (0.02, 1.0, 20.0)]), {}, "k", 10.0, {"epochs": 1}, "finetune", "class", task)
+    assert rec["best"] is None and rec["chosen"] == {"epochs": 1} and "defaults" in rec["note"]
