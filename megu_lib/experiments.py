@@ -205,7 +205,9 @@ def profile_records(cfg: ExperimentConfig, data, *, run: bool = False, out_dir=N
 
 
 def add_gaps(df: pd.DataFrame) -> pd.DataFrame:
-    """Each record's gap to the retrain record of the same request and seed (points)."""
+    """Each record's gap to the retrain record of the same request and seed (points): ``gap``
+    (over :data:`~megu_lib.metrics.GAP_KEYS`), its parts ``gap_<metric>``, and ``gap_no_mia``
+    (the accuracies only)."""
     ref = df[df.method == "retrain"].set_index(["request", "seed"])
     gaps = []
     for _, row in df.iterrows():
@@ -215,4 +217,8 @@ def add_gaps(df: pd.DataFrame) -> pd.DataFrame:
             gaps.append(gap_to_reference({k: row[k] for k in GAP_KEYS}, {k: r[k] for k in GAP_KEYS}))
         else:
             gaps.append({f"gap_{k}": np.nan for k in GAP_KEYS} | {"gap": np.nan})
-    return pd.concat([df.reset_index(drop=True), pd.DataFrame(gaps)], axis=1)
+    gaps = pd.DataFrame(gaps)
+    # the gap without the MIA term, for where the attack has no power (mia_auc near 0.5)
+    acc = [f"gap_{k}" for k in GAP_KEYS if k != "mia" and f"gap_{k}" in gaps]
+    gaps["gap_no_mia"] = gaps[acc].mean(axis=1) if acc else np.nan
+    return pd.concat([df.reset_index(drop=True), gaps], axis=1)

@@ -471,8 +471,8 @@ def plot_sensitivity(table: pd.DataFrame):
     return fig
 
 def plot_claims(claims: pd.DataFrame):
-    """The numeric claims: our figure (bar, green if the claim holds, with its 95 % interval over seeds) against the paper's
-    (dashed line), one panel per claim and a bar per data set / model."""
+    """The numeric claims: our figure (bar, green if the claim holds, with its 95 % interval
+    over seeds) against the paper's (dashed line), one panel per claim and a bar per data set / model."""
     from .claims import VERDICTS
     num = claims[claims.unit.isin(["points", "% lower", "% saved"]) & claims.value.notna()]
     keys = list(dict.fromkeys(num.claim))

@@ -49,6 +49,7 @@ COLUMN_LABELS = {
     "retain_acc": "retain acc. (%)", "forget_acc": "forget acc. (%)", "test_acc": "test acc. (%)",
     "test_retain_acc": "test acc., retained (%)", "test_forget_acc": "test acc., forgotten (%)",
     "mia": "MIA (%)", "mia_loss": "MIA, loss (%)", "seconds": "time (s)", "gap": "gap to retrain (pts)",
+    "gap_no_mia": "gap without MIA (pts)", "mia_auc": "MIA attack AUC",
 }
 
 RANKING_LABELS = {"gap": "mean gap (pts)", "std": "std (pts)", "runs": "runs", "seconds": "mean time (s)",
@@ -114,6 +115,27 @@ def other_records(names, *, exclude=()) -> pd.DataFrame | None:
 
 
 # --------------------------------------------------------------------------- the paper's tables
+def mia_power(df: pd.DataFrame, scenario: str | None = None) -> dict:
+    """The entropy attack's own power on the records' models: its mean AUC on members
+    (retain) vs non-members (test) for the original, retrain and all models of ``scenario``,
+    whether that is near chance (at most :data:`megu_lib.claims.POWERLESS_AUC`), and a
+    sentence saying so. Empty when the records carry no ``mia_auc``."""
+    from .claims import POWERLESS_AUC
+    sub = df if scenario is None else df[df.scenario == scenario]
+    if "mia_auc" not in sub or not sub.mia_auc.notna().any():
+        return {}
+    by = sub.groupby("method").mia_auc.mean()
+    overall = float(sub.mia_auc.mean())
+    powerless = overall <= POWERLESS_AUC
+    refs = ", ".join(f"{m} {by[m]:.3f}" for m in REFERENCES if m in by.index)
+    text = (f"The MIA's own power here: its AUC on members vs non-members is {overall:.3f} on average "
+            f"({refs}; 0.5 is chance). ")
+    text += (f"That is at most {POWERLESS_AUC}: **the MIA column tells nothing on these models**, and the gap "
+             "without the MIA term is given beside the gap." if powerless else
+             "The attack separates members from non-members, so its figures carry some information.")
+    return {"auc": overall, "by_method": by.to_dict(), "powerless": powerless, "sentence": text}
+
+
 def results_table(df: pd.DataFrame, scenario: str, methods=None, *, columns=TABLE_COLUMNS) -> pd.DataFrame:
     """The paper's layout for one scenario: methods as rows (``methods``, default
     :func:`main_methods`, in that order); mean and std over seeds and forget targets of each
@@ -134,7 +156,7 @@ def best_per_column(table: pd.DataFrame) -> dict:
     best = {}
     for col in table.columns.get_level_values(0).unique():
         vals = cand[(col, "mean")]
-        if col in ("seconds", "gap"):
+        if col in ("seconds", "gap", "gap_no_mia"):
             best[col] = vals.idxmin()
         elif "retrain" in table.index:
             best[col] = (vals - table.loc["retrain", (col, "mean")]).abs().idxmin()
@@ -170,7 +192,7 @@ def best_rows(table: pd.DataFrame, digits: int = 2) -> dict:
     out = {}
     for col, winner in best.items():
         means = cand[(col, "mean")]
-        if col in ("seconds", "gap") or "retrain" not in table.index:
+        if col in ("seconds", "gap", "gap_no_mia") or "retrain" not in table.index:
             score = means
         else:
             score = (means - table.loc["retrain", (col, "mean")]).abs()
@@ -341,3 +363,22 @@ def ablation_sentence(effects: pd.DataFrame) -> str:
     text += (f"{len(helping)} of {len(mean)} ablations increase the gap, i.e. the removed part helps."
              if helping else "No ablation increases the gap: on this profile no single component helps.")
     return text
+
+
+def baselines_table(cfg, methods=None) -> pd.DataFrame:
+    """The methods as the profile runs them: what each does, its source, and its
+    hyperparameters — the setting its tuning study chose per scenario (``cfg.tuned``), or
+    the values the profile sets over the reference defaults."""
+    from .methods import get_method
+    methods = [m for m in (methods if methods is not None else cfg.methods) if m != "original"]
+    rows = []
+    for m in methods:
+        spec = get_method(m)
+        if cfg.tuned(m):
+            how = "tuned per scenario (table below)"
+        else:
+            fixed = {k: v for k, v in cfg.method_hp(m).items() if spec.defaults.get(k) != v}
+            how = ("reference defaults" if not fixed else
+                   "reference defaults, except " + ", ".join(f"{k}={v}" for k, v in sorted(fixed.items())))
+        rows.append({"method": m, "what it does": spec.summary, "hyperparameters": how, "source": spec.source})
+    return pd.DataFrame(rows).set_index("method")

@@ -43,6 +43,7 @@ from myst_nb import glue
 from megu_lib import plotting as pl
 from megu_lib import stats as st
 from megu_lib import tables as tb
+from megu_lib import tuning as tu
 from megu_lib.entanglement import overlap_with_forgotten
 from megu_lib.profile import check_parameter, records_setup
 
@@ -51,6 +52,40 @@ check_parameter("q", q, (int, float), "a fraction in (0, 1]")
 check_parameter("also", also, list, "a list of profile names")
 cfg, data, df = records_setup(profile, dataset=dataset, device=device, run=run)
 methods = tb.main_methods(df)
+
+# %% [markdown]
+# ## The methods as they ran
+#
+# What each method does, where it comes from, and how its hyperparameters were set on this
+# profile. Every method's docstring on the *API* page names what we do differently from its
+# reference code.
+
+# %%
+tb.baselines_table(cfg, methods).style.set_properties(**{"white-space": "normal", "text-align": "left"}).set_uuid(
+    "baselines")
+
+# %% [markdown]
+# ## How every method was tuned
+#
+# Where the profile has a `tuning` section, every method (MeGU included) gets the same
+# protocol: one Optuna study per method and scenario, a seeded TPE sampler, the same number
+# of trials, search ranges from the method's declared hyperparameters (narrowed alike for
+# every method by the profile), and a cap: a setting that takes longer than retraining is
+# infeasible. The objective is the mean gap to a retrained model on a *tuning task* built from
+# the training split alone — an original trained on part of it, a retrained reference, and
+# metrics on a held-out validation part. The test split, on which the tables below are
+# measured, is never read while tuning. Each point below is one trial (a cross: over the
+# cap); the line is the best gap so far within the cap.
+
+# %%
+if cfg.tuning is not None and cfg.tuning_section()["use"]:
+    studies = tu.study_records(cfg)
+    chosen = tu.chosen_table(studies)
+    fig = pl.plot_study_histories(tu.trials_frame(studies))
+    display(chosen.round(2).style.set_properties(subset=["chosen"], **{"white-space": "normal"})
+            .hide(axis="index").set_uuid("chosen"))
+else:
+    display(Markdown(f"*Profile `{cfg.name}` has no tuning: every method runs at the values above.*"))
 
 # %% [markdown]
 # ## The tables
@@ -66,8 +101,10 @@ methods = tb.main_methods(df)
 # %%
 for scenario in tb.scenarios_of(df):
     requests = ", ".join(sorted(df[df.scenario == scenario].request.unique()))
-    display(Markdown(f"**{scenario} forgetting** ({requests})"))
-    table = tb.results_table(df, scenario, methods)
+    power = tb.mia_power(df, scenario)
+    display(Markdown(f"**{scenario} forgetting** ({requests}). {power.get('sentence', '')}"))
+    columns = tb.TABLE_COLUMNS + (("gap_no_mia",) if power.get("powerless") else ())
+    table = tb.results_table(df, scenario, methods, columns=columns)
     display(tb.style_table(table, uuid=f"exp_{scenario}"))
 
 # %%

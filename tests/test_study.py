@@ -138,5 +138,17 @@ def test_the_chosen_setting_is_the_best_trial_within_the_cap():
     rec = study_record(study, {}, "k", 10.0, {"epochs": 1}, "finetune", "class", task)
     assert rec["best"]["params"] == {"lr": 0.03} and rec["chosen"] == {"epochs": 1, "lr": 0.03}
     assert [tr["within_cap"] for tr in rec["trials"]] == [True, False, True, True]
-    rec = study_record(study_of([(0.01, 3.0, 11.0), (0.02, 1.0, 20.0)]), {}, "k", 10.0, {"epochs": 1}, "finetune", "class", task)
+    rec = study_record(study_of([(0.01, 3.0, 11.0), (0.02, 1.0, 20.0)]), {}, "k", 10.0, {"epochs": 1}, "finetune",
+                       "class", task)
     assert rec["best"] is None and rec["chosen"] == {"epochs": 1} and "defaults" in rec["note"]
+
+
+def test_baselines_table_says_how_each_method_ran(tmp_path):
+    from megu_lib.tables import baselines_table
+    cfg = pf.load_config(_profile(tmp_path, methods=["ssd"]))
+    table = baselines_table(cfg)
+    assert list(table.index) == ["retrain", "finetune", "ssd"]
+    assert table.loc["ssd", "hyperparameters"] == "tuned per scenario (table below)"
+    assert table.loc["finetune", "hyperparameters"] == "reference defaults, except epochs=0.5"
+    assert table.loc["retrain", "hyperparameters"] == "reference defaults"
+    assert "Foster" in table.loc["ssd", "source"]

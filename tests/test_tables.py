@@ -360,3 +360,14 @@ def test_claims_not_meaningful_here():
     rows.loc[rows.method == "megu", "gap"] += np.where(rows.loc[rows.method == "megu", "seed"] == 1, -0.5, 0.3)
     row = cl.check_claims(rows).set_index("claim").loc["beats the baselines in class forgetting"]
     assert row.verdict == "inconclusive" and "includes 0" in row.why
+
+
+def test_mia_power_says_when_the_attack_tells_nothing():
+    df = _records(VALUES)
+    assert tables.mia_power(df) == {}  # no AUC in the records: nothing to say
+    df["mia_auc"] = 0.51
+    power = tables.mia_power(df, "class")
+    assert power["powerless"] and "tells nothing" in power["sentence"] and "original 0.510" in power["sentence"]
+    df["mia_auc"] = 0.7
+    assert not tables.mia_power(df)["powerless"]
+    assert "gap_no_mia" in df and (df.gap_no_mia <= df[["gap_retain_acc", "gap_forget_acc", "gap_test_acc"]].max(1)).all()
