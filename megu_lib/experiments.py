@@ -222,3 +222,16 @@ def add_gaps(df: pd.DataFrame) -> pd.DataFrame:
     acc = [f"gap_{k}" for k in GAP_KEYS if k != "mia" and f"gap_{k}" in gaps]
     gaps["gap_no_mia"] = gaps[acc].mean(axis=1) if acc else np.nan
     return pd.concat([df.reset_index(drop=True), gaps], axis=1)
+
+
+def committed_records(profile: str, data) -> tuple[pd.DataFrame | None, str]:
+    """Exactly the records of another profile on ``data`` when all of them exist (never
+    run here), else ``(None, why)`` — for a chapter that shows a second profile beside its own."""
+    from .errors import MeguError
+    from .profile import load_config
+    try:
+        cfg = load_config(profile)
+        cfg = cfg.for_data(data)[0]
+        return profile_records(cfg, data), ""
+    except MeguError as e:
+        return None, str(e)

@@ -35,6 +35,7 @@ device = None  # None: the profile's device
 run = True  # run the experiments without a record (False: only load)
 q = 0.1  # share of channels in a class's feature pattern
 also = ["full", "full_vit"]  # profiles whose committed records are shown beside this one (never run here)
+defaults = "main_defaults"  # the profile of the same runs at reference defaults (None: no such table)
 
 # %%
 from IPython.display import Markdown, display
@@ -45,11 +46,13 @@ from megu_lib import stats as st
 from megu_lib import tables as tb
 from megu_lib import tuning as tu
 from megu_lib.entanglement import overlap_with_forgotten
+from megu_lib.experiments import committed_records
 from megu_lib.profile import check_parameter, records_setup
 
 check_parameter("run", run, bool, "True or False")
 check_parameter("q", q, (int, float), "a fraction in (0, 1]")
 check_parameter("also", also, list, "a list of profile names")
+check_parameter("defaults", defaults, (str, type(None)), "a profile name or None")
 cfg, data, df = records_setup(profile, dataset=dataset, device=device, run=run)
 methods = tb.main_methods(df)
 
@@ -168,6 +171,21 @@ print(f"subclass scenario, forget-set accuracy: retrain {sub.get('retrain', floa
 # accuracy is {glue:text}`sub_megu_forget`. Where the first figure is far above the second,
 # MeGU forgets more than retraining would, and its gap in this scenario comes from the
 # relabelling rule itself, not from the fine-tuning.
+
+# %% [markdown]
+# ## At the reference defaults
+#
+# The same requests and seeds with every method at the hyperparameters its reference code
+# uses (no tuning; profile `main_defaults`): how much of each method's standing above comes
+# from tuning.
+
+# %%
+at_defaults, why = committed_records(defaults, data) if defaults and cfg.tuning is not None else (None, "")
+if at_defaults is not None:
+    display(st.format_standing(st.standing(at_defaults, tb.main_methods(at_defaults))).style
+            .set_properties(**{"white-space": "normal"}).set_uuid("standing_defaults"))
+else:
+    display(Markdown("*No second table on this profile*" + (f" ({why})" if why else "") + "."))
 
 # %% [markdown]
 # ## Collateral damage and entanglement

@@ -152,3 +152,13 @@ def test_baselines_table_says_how_each_method_ran(tmp_path):
     assert table.loc["finetune", "hyperparameters"] == "reference defaults, except epochs=0.5"
     assert table.loc["retrain", "hyperparameters"] == "reference defaults"
     assert "Foster" in table.loc["ssd", "source"]
+
+
+def test_a_second_profile_is_shown_only_when_all_its_records_exist(tmp_path, small):
+    from megu_lib.experiments import committed_records
+    df, why = committed_records("no_such_profile", small)
+    assert df is None and "unknown profile 'no_such_profile'" in why
+    df, why = committed_records(str(_profile(tmp_path)), small)
+    assert df is None and "run python -m megu_lib tune tiny" in why  # its studies come first
+    df, why = committed_records(str(_profile(tmp_path, use=False)), small)
+    assert df is None and "record(s) of profile 'tiny' are missing" in why
