@@ -217,7 +217,30 @@ class ExperimentConfig:
                 notes.append(f"{scenario} scenario: forgetting {fallback!r} instead (the data set's first such class)")
             scenarios[scenario] = {**spec, "forget": keep}
         check(scenarios, f"no scenario of profile {self.name!r} applies to data set {data.name}")
-        return dataclasses.replace(self, scenarios=scenarios), notes
+        train = dict(self.train)
+        if not self.own_data and not train.get("min_steps"):
+            steps = self.own_steps()
+            if steps:
+                train["min_steps"] = steps
+                notes.append(f"training: at least {steps} optimiser steps, as many as the profile's schedule makes "
+                             f"on its own data ({self.profile_dataset}), however small {data.name} is")
+        return dataclasses.replace(self, scenarios=scenarios, train=train), notes
+
+    def own_steps(self) -> int:
+        """Optimiser steps the profile's schedule makes on its own data set (0 when that data
+        set cannot be loaded): what a run on another data set keeps, as ``min_steps``."""
+        import math
+
+        from .training import train_config
+        cfg = train_config(dict(self.train))
+        n = (self.subset or {}).get("train")
+        if not n:
+            try:
+                from .data import load_dataset
+                n = len(load_dataset(self.profile_dataset).train_y)
+            except MeguError:
+                return 0
+        return max(cfg.min_steps, math.ceil(cfg.epochs * math.ceil(n / cfg.batch_size)))
 
     def forget_class(self, data, requested: str | None = None) -> tuple[str, str | None]:
         """The class the analysis chapters forget, and a note when it was substituted.
@@ -445,6 +468,10 @@ def chapter_setup(profile: str = "default", *, dataset=None, device=None, seed=N
     seed = cfg.seeds[0] if seed is None else seed
     seed_everything(seed)
     data = load_data(cfg)
+    cfg, notes = cfg.for_data(data)  # the same schedule as the runner's (min_steps on other data)
+    for n in notes:
+        if n.startswith("training:"):
+            log(f"note: {n}")
     name, note = cfg.forget_class(data, forget_class)
     if note:
         log(f"note: {note}")

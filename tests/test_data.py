@@ -152,3 +152,17 @@ def test_error_messages_are_one_line(tmp_path):
     with pytest.raises(MeguError) as e:
         load_dataset(tmp_path / "nothing-here")
     assert "\n" not in str(e.value) and isinstance(e.value, ValueError)
+
+
+def test_another_data_set_keeps_the_profiles_optimiser_steps(tmp_path):
+    """A user's small folder gets as many optimiser steps as the profile makes on its own data
+    (a fixed number of epochs on 18 images would be a handful of steps: an untrained model)."""
+    from megu_lib import profile as pf
+    _write_folder(tmp_path / "imgs")
+    folder = tmp_path / "imgs"
+    cfg = pf.load_config("default", dataset=str(folder))
+    fitted, notes = cfg.for_data(pf.load_data(cfg))
+    assert fitted.train["min_steps"] == cfg.own_steps() == 3 * 157  # 3 epochs of 20,000 images at batch 128
+    assert any(n.startswith("training: at least 471 optimiser steps") for n in notes)
+    own = pf.load_config("default")
+    assert own.for_data(pf.load_data(own))[0].train == own.train  # on its own data: unchanged
