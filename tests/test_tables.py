@@ -90,7 +90,8 @@ def test_gap_summary_says_plainly_who_is_closest():
     assert set(summary["per_scenario"]) == {"class", "subclass", "random"}
     ranking = tables.gap_ranking(worse, "class")
     assert list(ranking["rank"]) == list(range(1, len(ranking) + 1))
-    assert "retrain" not in ranking.index and "original" not in ranking.index
+    assert "retrain" not in ranking.index and "original" in ranking.index  # the do-nothing row
+    assert "Doing nothing (the original model) is" in summary["sentence"]
 
 
 def test_claims_verdicts_are_computed():
@@ -281,9 +282,9 @@ def test_profile_comparison_side_by_side():
     assert list(frames) == ["default (small_cnn, cpu)", "full (resnet18, cuda)"]
     table = tables.profile_comparison(frames)
     gap, rank = tables.RANKING_LABELS["gap"], tables.RANKING_LABELS["rank"]
-    # rows sorted by the first profile's gap; references left out; a method one profile lacks is NaN there
+    # rows sorted by the first profile's gap; retrain left out; a method one profile lacks is NaN there
     assert list(table.index) == list(tables.gap_ranking(cpu).index)
-    assert "retrain" not in table.index and "original" not in table.index
+    assert "retrain" not in table.index and "original" in table.index  # the do-nothing row stays
     assert np.isnan(table.loc["ssd", ("full (resnet18, cuda)", gap)])
     assert table.loc["megu", ("default (small_cnn, cpu)", rank)] == 1
     assert table.loc["finetune", ("full (resnet18, cuda)", rank)] == 1  # better on the other profile
