@@ -241,7 +241,7 @@ class TuningTask:
     seed: int
 
     def key(self) -> dict:
-        return dict(data=self.data.fingerprint(), request=self.request.key(), seed=self.seed)
+        return _task_key(self.data, self.request, self.seed)
 
 
 def tuning_data(cfg, data):
@@ -257,16 +257,27 @@ def tuning_data(cfg, data):
     return task
 
 
-def tuning_task(cfg, data, scenario: str, *, cache=None, device=None, progress=None, log=print) -> TuningTask:
-    """The tuning task of ``scenario`` (see :class:`TuningTask`); models come from the cache."""
-    from .methods import unlearn
-    from .metrics import evaluate
+def task_inputs(cfg, data, scenario: str):
+    """The tuning task's data set and request for ``scenario`` (cheap: nothing is trained)."""
     from .requests import make_request
     t = cfg.tuning_section()
     task_data = tuning_data(cfg, data)
     target = t["requests"][scenario]
     request = (make_request(task_data, "random", fraction=target, seed=t["seed"]) if scenario == "random"
                else make_request(task_data, scenario, forget=target, seed=t["seed"]))
+    return task_data, request
+
+
+def _task_key(task_data, request, seed: int) -> dict:
+    return dict(data=task_data.fingerprint(), request=request.key(), seed=seed)
+
+
+def tuning_task(cfg, data, scenario: str, *, cache=None, device=None, progress=None, log=print) -> TuningTask:
+    """The tuning task of ``scenario`` (see :class:`TuningTask`); models come from the cache."""
+    from .methods import unlearn
+    from .metrics import evaluate
+    t = cfg.tuning_section()
+    task_data, request = task_inputs(cfg, data, scenario)
     original = cfg.original_model(task_data, t["seed"], request.level, cache=cache, device=device, progress=progress)
     retrained = unlearn("retrain", original, task_data, request, seed=t["seed"], cache=cache, device=device,
                         progress=progress)
@@ -457,7 +468,13 @@ def tune_profile(cfg, data, *, methods=None, scenarios=None, cache=None, device=
     device = resolve_device(cfg.device if device is None else device)
     for scenario in scenarios:
         task = None
+        task_key = _task_key(*task_inputs(cfg, data, scenario), t["seed"])
         for method in methods:
+            rec = read_study(tuning_folder(cfg) / f"{method}-{scenario}.json",
+                             config_hash(study_key(cfg, method, scenario)))
+            done = rec is not None and sum(tr["state"] == "COMPLETE" for tr in rec["trials"]) >= t["trials"]
+            if done and rec.get("task") == task_key:
+                continue  # a finished study on the same data: nothing to train
             if task is None:
                 task = tuning_task(cfg, data, scenario, cache=cache, device=device, progress=progress, log=log)
             rec = run_study(cfg, task, method, scenario, cache=cache, device=device, progress=progress, log=log)
