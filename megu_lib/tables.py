@@ -377,9 +377,10 @@ def ablation_sentence(effects: pd.DataFrame) -> str:
 
 
 def baselines_table(cfg, methods=None) -> pd.DataFrame:
-    """The methods as the profile runs them: what each does, its source, and its
-    hyperparameters — the setting its tuning study chose per scenario (``cfg.tuned``), or
-    the values the profile sets over the reference defaults."""
+    """The methods as the profile runs them: what each does, its source, what we do
+    differently (the method's registered ``deviations``), and its hyperparameters — the
+    setting its tuning study chose per scenario (``cfg.tuned``), or the values the profile
+    sets over the reference defaults."""
     from .methods import get_method
     methods = [m for m in (methods if methods is not None else cfg.methods) if m != "original"]
     rows = []
@@ -391,5 +392,6 @@ def baselines_table(cfg, methods=None) -> pd.DataFrame:
             fixed = {k: v for k, v in cfg.method_hp(m).items() if spec.defaults.get(k) != v}
             how = ("reference defaults" if not fixed else
                    "reference defaults, except " + ", ".join(f"{k}={v}" for k, v in sorted(fixed.items())))
-        rows.append({"method": m, "what it does": spec.summary, "hyperparameters": how, "source": spec.source})
+        rows.append({"method": m, "what it does": spec.summary, "hyperparameters": how,
+                     "differs from its source": spec.deviations or "—", "source": spec.source})
     return pd.DataFrame(rows).set_index("method")

@@ -151,7 +151,7 @@ def test_baselines_table_says_how_each_method_ran(tmp_path):
     assert table.loc["ssd", "hyperparameters"] == "tuned per scenario (table below)"
     assert table.loc["finetune", "hyperparameters"] == "reference defaults, except epochs=0.5"
     assert table.loc["retrain", "hyperparameters"] == "reference defaults"
-    assert "Foster" in table.loc["ssd", "source"]
+    assert "Foster" in table.loc["ssd", "source"] and "random scenario" in table.loc["ssd", "differs from its source"]
 
 
 def test_a_second_profile_is_shown_only_when_all_its_records_exist(tmp_path, small):

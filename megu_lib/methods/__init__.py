@@ -54,6 +54,7 @@ class Method:
     fn: Callable
     summary: str
     source: str
+    deviations: str = ""
 
     @property
     def params(self) -> dict[str, Param]:
@@ -76,8 +77,11 @@ class Method:
 _REGISTRY: dict[str, Method] = {}
 
 
-def register(name: str, *, summary: str, source: str):
+def register(name: str, *, summary: str, source: str, deviations: str = ""):
     """Register ``fn(model, data, request, *, device, progress, seed, cache, **hp)``.
+
+    ``deviations``: what the implementation does differently from its source, in one
+    sentence ("" when nothing is known to differ); the book's table of methods shows it.
 
     Every hyperparameter's default must be a :class:`~megu_lib.hparams.Param`. The function
     trains the model it is given in place (``unlearn`` hands it a copy) and returns a dict
@@ -90,7 +94,7 @@ def register(name: str, *, summary: str, source: str):
             if p.kind is p.KEYWORD_ONLY and p.name not in _CONTEXT:
                 check(isinstance(p.default, Param), f"method {name!r}: hyperparameter {p.name!r} must be declared "
                       "with a megu_lib.hparams.Param default (e.g. hp.lr(0.01))")
-        _REGISTRY[name] = Method(name, fn, summary, source)
+        _REGISTRY[name] = Method(name, fn, summary, source, deviations)
         return fn
     return deco
 

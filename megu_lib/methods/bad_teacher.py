@@ -12,7 +12,8 @@ from ._common import frozen_copy, kl_per_sample, live_logits, schedule, seeded_s
 
 @register("bad_teacher", summary="KL distillation: competent teacher on retain, incompetent (random) teacher on forget",
           source="Chundawat et al. 2023 (AAAI), 'Can bad teaching induce forgetting?' "
-                 "(vikram2000b/bad-teaching-unlearning; as run in the SSD benchmark, forget_*_strategies.blindspot)")
+                 "(vikram2000b/bad-teaching-unlearning; as run in the SSD benchmark, forget_*_strategies.blindspot)",
+          deviations='none known')
 def bad_teacher(model, data, request, *, device, progress, seed, cache,
                 epochs=hp.epochs(1), lr=hp.lr(1e-4, 1e-5, 1e-2), batch_size=hp.batch_size(256),
                 temperature=hp.positive(1.0, search=hp.one_of(1.0, 2.0, 4.0)),

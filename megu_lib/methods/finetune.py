@@ -9,7 +9,8 @@ from ._common import schedule
 
 @register("finetune", summary="fine-tune the original on the retain set only",
           source="SSD benchmark baseline (Foster et al. 2024, AAAI; if-loops/selective-synaptic-dampening, "
-                 "forget_*_strategies.finetune)")
+                 "forget_*_strategies.finetune)",
+          deviations='none known (epochs may be fractional: a random part of the retain set)')
 def finetune(model, data, request, *, device, progress, seed, cache,
              epochs=hp.epochs(5), lr=hp.lr(0.02, 1e-4, 0.1), batch_size=hp.batch_size(64), augment=hp.flag(False)):
     """Fine-tune on the retain set with cross-entropy.

@@ -14,7 +14,8 @@ from ._common import schedule
 
 @register("l1_sparse", summary="fine-tune on the retain set with gamma_e * ||w||_1, gamma_e falling linearly per epoch",
           source="Jia et al. 2023 (NeurIPS), 'Model Sparsity Can Simplify Machine Unlearning' "
-                 "(OPTML-Group/Unlearn-Sparse, unlearn/FT.py: FT_l1 / FT_prune)")
+                 "(OPTML-Group/Unlearn-Sparse, unlearn/FT.py: FT_l1 / FT_prune)",
+          deviations='none known')
 def l1_sparse(model, data, request, *, device, progress, seed, cache,
               gamma=hp.Float(5e-4, 0, search=hp.log_range(1e-5, 1e-3)), epochs=hp.epochs(10), lr=hp.lr(0.01, 1e-4, 0.1),
               batch_size=hp.batch_size(256), augment=hp.flag(True)):

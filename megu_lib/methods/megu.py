@@ -252,7 +252,10 @@ def fragment_align(model, data, request, parts: MeguParts, *, seed: int = 0, dev
     return {"perturbing_labels": torch.bincount(y_p, minlength=k).tolist(), "n_retain_per_epoch": n_retain}
 
 
-@register("megu", summary="MeGU: perturbing labels from a transition matrix + Fragment-Align noises", source=SOURCE)
+@register("megu", summary="MeGU: perturbing labels from a transition matrix + Fragment-Align noises", source=SOURCE,
+          deviations="where the paper is silent, our choices (each a hyperparameter); two departures from what it "
+                     "states: soft targets and noises on half of the forget samples (megu_paper: hard targets, "
+                     "every sample noised); the paper's multimodal-LLM judge replaced by offline judges")
 def megu(model, data, request, *, device, progress, seed, cache,
          judge=hp.Choice("text", _judges, help="the concept judge for T"),
          transition=hp.Param(None, "value", none=True, validate=_matrix_problem,
@@ -317,7 +320,8 @@ def _variant(name: str, summary: str, **fixed):
     sig = inspect.signature(megu)
     fn.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name not in fixed])
     fn.__doc__ = f"MeGU ablation: {summary} (fixed: {fixed})."
-    register(name, summary=summary, source=SOURCE + " Ablation as in the paper's component study.")(fn)
+    register(name, summary=summary, source=SOURCE + " Ablation as in the paper's component study.",
+             deviations=f"as megu's, but with {', '.join(f'{k}={v!r}' for k, v in fixed.items())}")(fn)
 
 
 _variant("megu_paper", "MeGU as the paper states it: hard perturbing labels, every forget sample noised",

@@ -31,7 +31,8 @@ def paired_batches(n_retain: int, n_forget: int, retain_batch: int, forget_batch
 
 @register("neggrad", summary="NegGrad+: alpha * CE(retain) - (1 - alpha) * CE(forget), in paired batches",
           source="Kurmanji et al. 2023 (NeurIPS), 'Towards Unbounded Machine Unlearning' (meghdadk/SCRUB, "
-                 "MIA_experiments.ipynb and small_scale_unlearning.ipynb: negative_grad / run_neggrad_epoch)")
+                 "MIA_experiments.ipynb and small_scale_unlearning.ipynb: negative_grad / run_neggrad_epoch)",
+          deviations='none known (an epoch is one pass over the retain set, the forget set cycled beside it)')
 def neggrad(model, data, request, *, device, progress, seed, cache,
             alpha=hp.fraction(0.9999, search=hp.one_of(0.9, 0.95, 0.99, 0.999, 0.9999)), epochs=hp.epochs(5),
             lr=hp.lr(0.01, 1e-4, 0.1), batch_size=hp.batch_size(32), forget_batch_size=hp.batch_size(16),

@@ -11,7 +11,8 @@ from ._common import random_wrong_labels, schedule
 
 @register("random_label", summary="forget samples get random wrong labels; fine-tune on them with the retain set",
           source="Graves et al. 2021 (AAAI), amnesiac unlearning; defaults from the SSD benchmark "
-                 "(if-loops/selective-synaptic-dampening, forget_*_strategies.amnesiac)")
+                 "(if-loops/selective-synaptic-dampening, forget_*_strategies.amnesiac)",
+          deviations='none known')
 def random_label(model, data, request, *, device, progress, seed, cache,
                  epochs=hp.epochs(3), lr=hp.lr(1e-4, 1e-5, 1e-2), batch_size=hp.batch_size(128),
                  augment=hp.flag(False)):

@@ -32,7 +32,9 @@ def saliency_mask(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rati
 @register("salun", summary="saliency mask from the forget-loss gradient, then random-label fine-tuning "
                            "of the masked weights on forget ∪ retain",
           source="Fan et al. 2024 (ICLR), 'SalUn: Empowering Machine Unlearning via Gradient-based Weight "
-                 "Saliency' (OPTML-Group/Unlearn-Saliency, Classification/generate_mask.py and unlearn/RL.py)")
+                 "Saliency' (OPTML-Group/Unlearn-Saliency, Classification/generate_mask.py and unlearn/RL.py)",
+          deviations="none known (weight decay is folded into the gradient before masking, which keeps the weights "
+                     "outside the mask as the reference's restore step does)")
 def salun(model, data, request, *, device, progress, seed, cache,
           mask_ratio=hp.fraction(0.5, lo_open=True, search=hp.one_of(0.1, 0.3, 0.5, 0.7, 0.9)), epochs=hp.epochs(10),
           lr=hp.lr(0.013, 1e-4, 0.1), batch_size=hp.batch_size(256), weight_decay=hp.Float(5e-4, 0),

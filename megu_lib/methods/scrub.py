@@ -14,7 +14,8 @@ from ._common import frozen_copy, kl_per_sample, live_logits, schedule, teacher_
 @register("scrub", summary="alternate max-steps (KL away from the teacher on forget) and min-steps "
                            "(KL to the teacher + CE on retain)",
           source="Kurmanji et al. 2023 (NeurIPS), 'Towards Unbounded Machine Unlearning' "
-                 "(meghdadk/SCRUB, large_scale_unlearning.ipynb and thirdparty/repdistiller/helper/loops.py)")
+                 "(meghdadk/SCRUB, large_scale_unlearning.ipynb and thirdparty/repdistiller/helper/loops.py)",
+          deviations='none known (a fractional last epoch does a partial min-step pass)')
 def scrub(model, data, request, *, device, progress, seed, cache,
           epochs=hp.epochs(3), msteps=hp.Int(2, lo=0, search=hp.one_of(1, 2, 3)), lr=hp.lr(5e-4, 1e-5, 1e-2),
           temperature=hp.positive(4.0, search=hp.one_of(1.0, 2.0, 4.0)),

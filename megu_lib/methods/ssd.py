@@ -29,7 +29,9 @@ def importances(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, bat
 
 @register("ssd", summary="dampen parameters whose forget-set importance exceeds alpha x their importance on the data",
           source="Foster et al. 2024 (AAAI), 'Fast Machine Unlearning Without Retraining Through Selective "
-                 "Synaptic Dampening' (if-loops/selective-synaptic-dampening, ssd.py)")
+                 "Synaptic Dampening' (if-loops/selective-synaptic-dampening, ssd.py)",
+          deviations="also runs in the random scenario (the reference's random-forgetting strategy stops with an error"
+                     " there)")
 def ssd(model, data, request, *, device, progress, seed, cache,
         alpha=hp.positive(10.0, search=hp.log_range(5.0, 50.0)), lam=hp.positive(1.0, search=hp.log_range(0.1, 1.0)),
         batch_size=hp.batch_size(64), importance_on=hp.Choice("train", IMPORTANCE_SETS),

@@ -37,7 +37,10 @@ from . import MethodOutput, TimedPart, register
 
 
 @register("unsir", summary="impair on error-maximising noise + retain subsample, then repair on retain",
-          source="Tarun et al. 2023 (TNNLS), github.com/vikram2000b/Fast-Machine-Unlearning")
+          source="Tarun et al. 2023 (TNNLS), github.com/vikram2000b/Fast-Machine-Unlearning",
+          deviations="noises in pixel space, drawn from N(0, 0.1²) and optimised with the model in eval mode (the "
+                     "reference: normalised space, BatchNorm as it is); in the random scenario, which UNSIR does not "
+                     "define, the noise samples are shared among the forget set's classes")
 def unsir(model, data, request, *, device, progress, seed, cache,
           noise_steps=NOISE["steps"].replace(default=25), noise_lr=NOISE["lr"], noise_lambda=NOISE["lam"],
           noise_per_class=NOISE["bank"].replace(default=32, search=hp.one_of(8, 32, 128)),
