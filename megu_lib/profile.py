@@ -53,11 +53,14 @@ CONFIG_KEYS = {
     "hp": "per-method hyperparameter overrides {method: {name: value}}",
     "notebook": "options of the notebooks (see NOTEBOOK_KEYS)",
     "tuning": "the tuning protocol: one Optuna study per method and scenario (see megu_lib.tuning.TUNING_KEYS)",
+    "tuned_from": "run methods at a setting another profile's study chose: {profile: P, method: M, methods: [...]}"
+                  " (MeGU's ablations at MeGU's tuned setting)",
 }
 #: Every key the profile's ``notebook`` section may hold, and what it means.
 NOTEBOOK_KEYS = {
     "forget_class": "the class the analysis chapters (00-04) forget; default: the class scenario's first target",
     "sensitivity": "MeGU's one-factor sensitivity sweep in the ablations chapter: {hyperparameter: [values]}",
+    "ablations": "the profile whose records the ablations chapter shows (default: this one)",
 }
 REQUIRED = ("dataset", "model", "train", "seeds", "scenarios", "methods")
 EVAL_KEYS = ("max_retain",)
@@ -88,6 +91,7 @@ class ExperimentConfig:
     hp: dict = dataclasses.field(default_factory=dict)
     notebook: dict = dataclasses.field(default_factory=dict)
     tuning: dict | None = None
+    tuned_from: dict | None = None
     description: str = ""
     path: str = ""
     profile_dataset: str = ""  # the data set the YAML names (``dataset`` may be overridden)
@@ -138,6 +142,13 @@ class ExperimentConfig:
         if scenario is not None and self.tuned(method):
             from .tuning import chosen_for
             hp.update(chosen_for(self, method, scenario))
+        elif scenario is not None and self.tuned_from and method in self.tuned_from["methods"]:
+            from .tuning import chosen_for
+            source = load_config(self.tuned_from["profile"])
+            fixed = _fixed_values(method)  # what makes an ablation an ablation stays
+            chosen = chosen_for(source, self.tuned_from["method"], scenario)
+            params = get_method(method).params
+            hp.update({k: v for k, v in chosen.items() if k in params and k not in fixed})
         return hp
 
     def full_hp(self, method: str, scenario: str | None = None) -> dict:
@@ -385,6 +396,16 @@ def load_config(name: str, **overrides) -> ExperimentConfig:
     notebook = raw.get("notebook") or {}
     check(isinstance(notebook, dict), f"{where}: notebook must be a mapping of notebook parameters, got {notebook!r}")
     _check_notebook_section(notebook, where, scen)
+    tuned_from = raw.get("tuned_from")
+    if tuned_from is not None:
+        check(isinstance(tuned_from, dict) and set(tuned_from) == {"profile", "method", "methods"},
+              f"{where}: tuned_from must be {{profile: <name>, method: <tuned method>, methods: [...]}}, "
+              f"got {tuned_from!r}")
+        check(isinstance(tuned_from["methods"], list) and all(m in methods for m in tuned_from["methods"]),
+              f"{where}: tuned_from.methods must list methods of the profile, got {tuned_from['methods']!r}")
+        check(tuned_from["method"] in known, f"{where}: tuned_from.method: unknown method {tuned_from['method']!r}")
+        check(config_path(tuned_from["profile"]).is_file(),
+              f"{where}: tuned_from.profile: unknown profile {tuned_from['profile']!r}")
     tuning = raw.get("tuning")
     if tuning is not None:
         from .tuning import check_tuning_section
@@ -392,7 +413,8 @@ def load_config(name: str, **overrides) -> ExperimentConfig:
     return ExperimentConfig(name=name, dataset=raw["dataset"], model=model, train=train,
                             seeds=seeds, scenarios=scen, methods=methods, subset=subset,
                             device=device, judge=judge, eval=ev, hp=hp,
-                            notebook=notebook, tuning=tuning, description=raw.get("description", ""),
+                            notebook=notebook, tuning=tuning, tuned_from=tuned_from,
+                            description=raw.get("description", ""),
                             path=str(path),
                             profile_dataset=str(own_dataset))
 
@@ -420,11 +442,22 @@ def build_requests(cfg: ExperimentConfig, data, seed: int) -> list:
 
 
 
+def _fixed_values(method: str) -> dict:
+    """The hyperparameters a MeGU variant fixes (what makes it that variant); {} otherwise."""
+    from .methods import get_method
+    get_method(method)  # registers the variants
+    from .methods.megu import VARIANTS
+    return VARIANTS.get(method, {})
+
+
 def _check_notebook_section(notebook: dict, where: str, scenarios: dict) -> None:
     """The ``notebook:`` section's schema: known keys, each of its type."""
     for key in notebook:
         check(key in NOTEBOOK_KEYS, f"{where}: notebook has unknown key {key!r}; known keys: "
               f"{', '.join(NOTEBOOK_KEYS)}")
+    ab = notebook.get("ablations")
+    check(ab is None or isinstance(ab, str) and config_path(ab).is_file(),
+          f"{where}: notebook.ablations must name a profile, got {ab!r}")
     fc = notebook.get("forget_class")
     check(fc is None or isinstance(fc, (str, int)) and not isinstance(fc, bool),
           f"{where}: notebook.forget_class must be a class name, got {fc!r}")

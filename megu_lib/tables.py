@@ -395,3 +395,27 @@ def baselines_table(cfg, methods=None) -> pd.DataFrame:
         rows.append({"method": m, "what it does": spec.summary, "hyperparameters": how,
                      "differs from its source": spec.deviations or "—", "source": spec.source})
     return pd.DataFrame(rows).set_index("method")
+
+
+def subclass_readings(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The two readings of MeGU's subclass rule side by side on the subclass requests:
+    ``megu`` (a coarse label other than the sample's own) and ``megu_any`` (any coarse label,
+    the own included), with retrain: forget-set accuracy, test accuracy on the forgotten fine
+    class (the share still put in its coarse class), retain accuracy and the gap, means over
+    requests and seeds. Returns the table and a sentence (Markdown) saying which is closer."""
+    sub = df[(df.scenario == "subclass") & df.method.isin(["retrain", "megu", "megu_any"])]
+    cols = [c for c in ("forget_acc", "test_forget_acc", "retain_acc", "gap") if c in sub]
+    if not len(sub) or not {"megu", "megu_any"} <= set(sub.method):
+        return pd.DataFrame(columns=cols), "*Both readings were not run on the subclass requests of these records.*"
+    table = sub.groupby("method")[cols].mean().loc[[m for m in ("retrain", "megu", "megu_any") if m in set(sub.method)]]
+    table.index = table.index.map({"retrain": "retrain", "megu": "megu (other coarse label)",
+                                   "megu_any": "megu_any (any coarse label)"})
+    g = table["gap"]
+    other, anyr = g.iloc[-2], g.iloc[-1]
+    closer = "the *any* reading" if anyr < other else "the *other* reading"
+    text = (f"On the subclass requests, {closer} ends closer to retrain (mean gap "
+            f"{min(anyr, other):.2f} against {max(anyr, other):.2f} points). Retraining keeps "
+            f"{table['forget_acc'].iloc[0]:.1f} % of the forgotten fine class in its coarse class on the "
+            f"forget set; the other reading keeps {table['forget_acc'].iloc[-2]:.1f} %, the any reading "
+            f"{table['forget_acc'].iloc[-1]:.1f} %.")
+    return table.rename(columns=COLUMN_LABELS), text

@@ -162,3 +162,40 @@ def test_a_second_profile_is_shown_only_when_all_its_records_exist(tmp_path, sma
     assert df is None and "run python -m megu_lib tune tiny" in why  # its studies come first
     df, why = committed_records(str(_profile(tmp_path, use=False)), small)
     assert df is None and "record(s) of profile 'tiny' are missing" in why
+
+
+def test_ablations_run_at_the_setting_megus_study_chose(tmp_path):
+    """tuned_from: each variant gets MeGU's chosen setting, except what makes it that variant."""
+    from megu_lib.requests import config_hash
+    from megu_lib.tuning import study_key
+    src = pf.load_config(_megu_profile(tmp_path))
+    folder = tuning_folder(src)
+    folder.mkdir(parents=True)
+    chosen = {"judge": "uniform", "rule": "mix", "epochs": 0.7, "targets": "hard"}
+    (folder / "megu-class.json").write_text(json.dumps(dict(
+        key_hash=config_hash(study_key(src, "megu", "class")), trials=[{"state": "COMPLETE"}], chosen=chosen)))
+    abl = dict(yaml.safe_load(open(src.path)), name="abl", methods=["retrain", "megu", "megu_no_T", "finetune"],
+               tuned_from={"profile": str(src.path), "method": "megu", "methods": ["megu", "megu_no_T"]})
+    abl.pop("tuning")
+    path = tmp_path / "abl.yaml"
+    path.write_text(yaml.safe_dump(abl))
+    cfg = pf.load_config(path)
+    assert cfg.method_hp("megu", "class") == chosen
+    assert cfg.method_hp("megu_no_T", "class") == {k: v for k, v in chosen.items() if k != "rule"}  # its rule stays
+    assert cfg.method_hp("finetune", "class") == {}
+    with pytest.raises(MeguError, match="study of megu on random is missing"):
+        cfg.method_hp("megu", "random")
+    bad = dict(abl, tuned_from={"profile": "nope", "method": "megu", "methods": ["megu"]})
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(MeguError, match="tuned_from.profile: unknown profile 'nope'"):
+        pf.load_config(path)
+
+
+def _megu_profile(tmp_path):
+    cfg = yaml.safe_load(_profile(tmp_path).read_text())
+    cfg.update(methods=["retrain", "megu"], hp={}, scenarios={"class": {"forget": ["Trouser"]},
+                                                                "random": {"forget": [0.1]}},
+               tuning={"trials": 2})
+    path = tmp_path / "src.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path

@@ -373,3 +373,12 @@ def test_mia_power_says_when_the_attack_tells_nothing():
     assert not tables.mia_power(df)["powerless"]
     parts = df[["gap_retain_acc", "gap_forget_acc", "gap_test_acc"]]
     assert "gap_no_mia" in df and (df.gap_no_mia <= parts.max(1)).all() and (df.gap_no_mia >= parts.min(1)).all()
+
+
+def test_subclass_readings_side_by_side():
+    values = {**VALUES, "megu_any": dict(retain_acc=-0.1, forget_acc=0.2, mia=0.1, seconds=20)}
+    table, sentence = tables.subclass_readings(_records(values))
+    assert list(table.index) == ["retrain", "megu (other coarse label)", "megu_any (any coarse label)"]
+    assert "the *any* reading ends closer to retrain" in sentence
+    table, sentence = tables.subclass_readings(_records(VALUES))
+    assert table.empty and "were not run" in sentence
