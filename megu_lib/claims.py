@@ -37,7 +37,7 @@ UNTESTABLE, MEANINGLESS = "not testable here", "not meaningful here"
 #: records (the original model sits at chance, the compared method did nothing, the attack
 #: has no power, doing nothing is as good as the best method).
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, MEANINGLESS)
-#: An attack whose AUC (members vs non-members) is at most this tells nothing (issue: near chance).
+#: An attack whose AUC on members vs non-members is at most this tells nothing (near chance).
 POWERLESS_AUC = 0.55
 
 CIFAR = ("cifar10", "cifar20", "cifar100")

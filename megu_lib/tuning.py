@@ -145,6 +145,7 @@ TUNING_KEYS = {
     "startup": "random trials before TPE models the results (default: a third of the trials, at least 2)",
     "use": "run the profile's methods at the chosen settings (default true; false: reference defaults)",
 }
+#: The values a profile's ``tuning:`` section gets for the keys it leaves out.
 TUNING_DEFAULTS = {"trials": 12, "pool": None, "validation": 0.2, "seed": 0, "requests": {}, "methods": None,
                    "space": {}, "startup": None, "use": True}
 
