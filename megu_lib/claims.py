@@ -37,8 +37,8 @@ UNTESTABLE, MEANINGLESS = "not testable here", "not meaningful here"
 #: records (the original model sits at chance, the compared method did nothing, the attack
 #: has no power, doing nothing is as good as the best method).
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, UNTESTABLE, MEANINGLESS)
-#: An attack whose AUC on members vs non-members is at most this tells nothing (near chance).
-POWERLESS_AUC = 0.55
+#: An attack whose AUC on members vs non-members (percent, 50 = chance) is at most this tells nothing.
+POWERLESS_AUC = 55.0
 
 CIFAR = ("cifar10", "cifar20", "cifar100")
 
@@ -175,8 +175,8 @@ def _claim_mia(df, other: str, key: str, where, focus="megu") -> Claim:
         if np.isfinite(auc) and auc <= POWERLESS_AUC:
             return Claim(name, paper, ours, MEANINGLESS,
                          why + f"the attack tells members from non-members no better than chance on these models "
-                         f"(AUC {auc:.2f} ≤ {POWERLESS_AUC}): its figures say nothing", where, mean, target,
-                         "% lower", f"MIA reduction vs {other.upper()}", focus, lo, hi)
+                         f"(AUC {auc:.1f} ≤ {POWERLESS_AUC:g}, 50 is chance): its figures say nothing", where,
+                         mean, target, "% lower", f"MIA reduction vs {other.upper()}", focus, lo, hi)
     verdict = threshold_verdict(mean, lo, hi, target, ">=")
     return Claim(name, paper, ours, verdict, why + _interval_reading(verdict, f"{target:g} %"), where,
                  mean, target, "% lower", f"MIA reduction vs {other.upper()}", focus, lo, hi)

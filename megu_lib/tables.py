@@ -127,10 +127,10 @@ def mia_power(df: pd.DataFrame, scenario: str | None = None) -> dict:
     by = sub.groupby("method").mia_auc.mean()
     overall = float(sub.mia_auc.mean())
     powerless = overall <= POWERLESS_AUC
-    refs = ", ".join(f"{m} {by[m]:.3f}" for m in REFERENCES if m in by.index)
-    text = (f"The MIA's own power here: its AUC on members vs non-members is {overall:.3f} on average "
-            f"({refs}; 0.5 is chance). ")
-    text += (f"That is at most {POWERLESS_AUC}: **the MIA column tells nothing on these models**, and the gap "
+    refs = ", ".join(f"{m} {by[m]:.1f}" for m in REFERENCES if m in by.index)
+    text = (f"The MIA's own power here: its AUC on members vs non-members is {overall:.1f} % on average "
+            f"({refs}; 50 is chance). ")
+    text += (f"That is at most {POWERLESS_AUC:g}: **the MIA column tells nothing on these models**, and the gap "
              "without the MIA term is given beside the gap." if powerless else
              "The attack separates members from non-members, so its figures carry some information.")
     return {"auc": overall, "by_method": by.to_dict(), "powerless": powerless, "sentence": text}
@@ -390,8 +390,8 @@ def baselines_table(cfg, methods=None) -> pd.DataFrame:
             how = "tuned per scenario (table below)"
         else:
             fixed = {k: v for k, v in cfg.method_hp(m).items() if spec.defaults.get(k) != v}
-            how = ("reference defaults" if not fixed else
-                   "reference defaults, except " + ", ".join(f"{k}={v}" for k, v in sorted(fixed.items())))
+            how = ("its defaults (see its docstring)" if not fixed else
+                   "its defaults, except " + ", ".join(f"{k}={v}" for k, v in sorted(fixed.items())))
         rows.append({"method": m, "what it does": spec.summary, "hyperparameters": how,
                      "differs from its source": spec.deviations or "—", "source": spec.source})
     return pd.DataFrame(rows).set_index("method")
@@ -419,3 +419,14 @@ def subclass_readings(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             f"forget set; the other reading keeps {table['forget_acc'].iloc[-2]:.1f} %, the any reading "
             f"{table['forget_acc'].iloc[-1]:.1f} %.")
     return table.rename(columns=COLUMN_LABELS), text
+
+
+def baselines_markdown(cfg, methods=None) -> str:
+    """:func:`baselines_table` as a list a reader can take in at page width: per method what
+    it does, its hyperparameters as run, what differs from its source, and the source."""
+    table = baselines_table(cfg, methods)
+    items = []
+    for m, row in table.iterrows():
+        items.append(f"- **`{m}`** — {row['what it does']}. *Hyperparameters:* {row['hyperparameters']}. "
+                     f"*Differs from its source:* {row['differs from its source']}. *Source:* {row['source']}.")
+    return "\n".join(items)

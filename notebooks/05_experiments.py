@@ -63,9 +63,8 @@ methods = tb.main_methods(df)
 # profile. Every method's docstring on the *API* page names what we do differently from its
 # reference code.
 
-# %%
-tb.baselines_table(cfg, methods).style.set_properties(**{"white-space": "normal", "text-align": "left"}).set_uuid(
-    "baselines")
+# %% tags=["remove-input"]
+display(Markdown(tb.baselines_markdown(cfg, methods)))
 
 # %% [markdown]
 # ## How every method was tuned

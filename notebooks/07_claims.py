@@ -102,7 +102,7 @@ fig = pl.plot_gap_ranking(records)
 #   is not in itself better: the target is the retrained model's figure (chapter *Original vs.
 #   retrain*), which the table quotes beside it. Where the other method's MIA is 0 no relative
 #   figure exists; where the other method left the model as it was, or the attack's AUC on
-#   members vs non-members is at most 0.55, the comparison is *not meaningful here*.
+#   members vs non-members is at most 55 % (50 is chance), the comparison is *not meaningful here*.
 # - *Time* is the method's own wall-clock time against retraining's, request by request, on the
 #   same device in the same run; MeGU's one-off concept judge (cached, reused by every request)
 #   is not counted, as in the paper.

@@ -144,14 +144,16 @@ def test_the_chosen_setting_is_the_best_trial_within_the_cap():
 
 
 def test_baselines_table_says_how_each_method_ran(tmp_path):
-    from megu_lib.tables import baselines_table
+    from megu_lib.tables import baselines_markdown, baselines_table
     cfg = pf.load_config(_profile(tmp_path, methods=["ssd"]))
     table = baselines_table(cfg)
     assert list(table.index) == ["retrain", "finetune", "ssd"]
     assert table.loc["ssd", "hyperparameters"] == "tuned per scenario (table below)"
-    assert table.loc["finetune", "hyperparameters"] == "reference defaults, except epochs=0.5"
-    assert table.loc["retrain", "hyperparameters"] == "reference defaults"
+    assert table.loc["finetune", "hyperparameters"] == "its defaults, except epochs=0.5"
+    assert table.loc["retrain", "hyperparameters"] == "its defaults (see its docstring)"
     assert "Foster" in table.loc["ssd", "source"] and "random scenario" in table.loc["ssd", "differs from its source"]
+    text = baselines_markdown(cfg)
+    assert text.count("\n- ") == 2 and "- **`ssd`** — " in text and "*Hyperparameters:* tuned per scenario" in text
 
 
 def test_a_second_profile_is_shown_only_when_all_its_records_exist(tmp_path, small):

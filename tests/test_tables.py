@@ -347,9 +347,9 @@ def test_claims_not_meaningful_here():
     assert cl.did_nothing(_records(lazy), "ssd") and not cl.did_nothing(_records(lazy), "unsir")
     # an attack with no power on these models says nothing
     df = _records(VALUES, seeds=seeds)
-    df["mia_auc"] = 0.52
+    df["mia_auc"] = 52.0
     unsir = cl.check_claims(df).set_index("claim").loc[lambda c: c.index.str.contains("UNSIR")].iloc[0]
-    assert unsir.verdict == "not meaningful here" and "AUC 0.52" in unsir.why
+    assert unsir.verdict == "not meaningful here" and "AUC 52.0" in unsir.why
     # doing nothing as close to retrain as the best method: the scenario cannot discriminate
     blind = {**VALUES, "original": dict(seconds=100, retain_acc=-0.1)}
     claims = cl.check_claims(_records(blind, seeds=seeds)).set_index("claim")
@@ -366,10 +366,10 @@ def test_claims_not_meaningful_here():
 def test_mia_power_says_when_the_attack_tells_nothing():
     df = _records(VALUES)
     assert tables.mia_power(df) == {}  # no AUC in the records: nothing to say
-    df["mia_auc"] = 0.51
+    df["mia_auc"] = 51.0
     power = tables.mia_power(df, "class")
-    assert power["powerless"] and "tells nothing" in power["sentence"] and "original 0.510" in power["sentence"]
-    df["mia_auc"] = 0.7
+    assert power["powerless"] and "tells nothing" in power["sentence"] and "original 51.0" in power["sentence"]
+    df["mia_auc"] = 70.0
     assert not tables.mia_power(df)["powerless"]
     parts = df[["gap_retain_acc", "gap_forget_acc", "gap_test_acc"]]
     assert "gap_no_mia" in df and (df.gap_no_mia <= parts.max(1)).all() and (df.gap_no_mia >= parts.min(1)).all()
