@@ -201,3 +201,23 @@ def _megu_profile(tmp_path):
     path = tmp_path / "src.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def test_cli_tune_bad_input_is_one_line(tmp_path):
+    """``tune`` on a profile without a tuning section, or with a damaged study: exit 2, one line."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = {"MEGU_CACHE_DIR": str(tmp_path / "cache"), "MEGU_RESULTS_DIR": str(tmp_path / "res"),
+           "PATH": "/usr/bin:/bin", "MEGU_PROGRESS": "0"}
+    out = subprocess.run([sys.executable, "-m", "megu_lib", "tune", "smoke"], capture_output=True, text=True,
+                         env=env, cwd=root, timeout=120)
+    assert out.returncode == 2 and out.stderr == "error: smoke.yaml: the profile has no tuning section\n"
+    path = _profile(tmp_path)
+    (tmp_path / "res" / "tiny" / "tuning").mkdir(parents=True)
+    (tmp_path / "res" / "tiny" / "tuning" / "ssd-class.json").write_text("[1, 2")
+    out = subprocess.run([sys.executable, "-m", "megu_lib", "tune", str(path)], capture_output=True, text=True,
+                         env=env, cwd=root, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "is not a study record (damaged)" in out.stderr
+    assert not (tmp_path / "cache").exists()  # nothing trained
