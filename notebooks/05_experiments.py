@@ -104,7 +104,10 @@ else:
 for scenario in tb.scenarios_of(df):
     requests = ", ".join(sorted(df[df.scenario == scenario].request.unique()))
     power = tb.mia_power(df, scenario)
-    display(Markdown(f"**{scenario} forgetting** ({requests}). {power.get('sentence', '')}"))
+    blind = st.discriminates(st.ranking(df, scenario, methods)) is False
+    display(Markdown(f"**{scenario} forgetting** ({requests})"
+                     + (" — **cannot discriminate here**: doing nothing (the original) is within the 95 % interval "
+                        "of the method closest to retrain." if blind else ".") + f" {power.get('sentence', '')}"))
     columns = tb.TABLE_COLUMNS + (("gap_no_mia",) if power.get("powerless") else ())
     table = tb.results_table(df, scenario, methods, columns=columns)
     display(tb.style_table(table, uuid=f"exp_{scenario}"))
