@@ -359,15 +359,18 @@ def plot_time_vs_gap(df: pd.DataFrame, methods=None):
     return fig
 
 def plot_gap_ranking(df: pd.DataFrame, methods=None):
-    """Mean gap to retrain per method (bars, ± std), one panel per scenario, MeGU in red and
-    the do-nothing original in grey."""
+    """Mean gap to retrain per method (bars, with the 95 % interval over seeds), one panel per
+    scenario, MeGU in red and the do-nothing original in grey."""
     scen = scenarios_of(df)
     fig, axes = plt.subplots(1, len(scen), figsize=(2.7 * len(scen) + 0.4, 3.4), squeeze=False)
     for ax, s in zip(axes[0], scen):
         r = gap_ranking(df, s, methods)
         colors = ["crimson" if m == "megu" else "salmon" if m == "megu_paper" else "0.6" if m == "original"
                   else "tab:blue" for m in r.index]
-        ax.barh(range(len(r)), r.gap, xerr=r["std"].fillna(0), color=colors, capsize=2)
+        # the 95 % interval over seeds, cut at 0 (a gap is never negative)
+        lo = (r.gap - r.ci_low.clip(lower=0)).fillna(0).clip(lower=0)
+        hi = (r.ci_high - r.gap).fillna(0).clip(lower=0)
+        ax.barh(range(len(r)), r.gap, xerr=[lo, hi], color=colors, capsize=2)
         ax.set_yticks(range(len(r)), r.index, fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
         ax.invert_yaxis()

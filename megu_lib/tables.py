@@ -52,7 +52,8 @@ COLUMN_LABELS = {
     "gap_no_mia": "gap without MIA (pts)", "mia_auc": "MIA attack AUC",
 }
 
-RANKING_LABELS = {"gap": "mean gap (pts)", "std": "std (pts)", "runs": "runs", "seconds": "mean time (s)",
+RANKING_LABELS = {"gap": "mean gap (pts)", "ci_low": "95 % low", "ci_high": "95 % high", "seeds": "seeds",
+                  "runs": "runs", "seconds": "mean time (s)",
                   "rank": "rank"}
 
 GAP_LABELS = {"gap": "mean gap", "gap_retain_acc": "retain acc.", "gap_forget_acc": "forget acc.",
@@ -200,19 +201,19 @@ def best_rows(table: pd.DataFrame, digits: int = 2) -> dict:
     return out
 
 def gap_ranking(df: pd.DataFrame, scenario: str | None = None, methods=None) -> pd.DataFrame:
-    """Methods sorted by their mean gap to retrain (points), with std and number of runs;
-    the do-nothing ``original`` is a row too (when among ``methods``: the bar every method
-    must beat), retrain is left out (its gap is 0). ``scenario=None`` pools every scenario."""
+    """Methods sorted by their mean gap to retrain (points), as :func:`megu_lib.stats.ranking`
+    computes it — per seed the mean over the scenario's requests (``scenario=None``: over the
+    scenarios, each weighted equally), then the mean and 95 % interval over seeds — with the
+    number of runs. The do-nothing ``original`` is a row too (when among ``methods``: the bar
+    every method must beat); retrain is left out (its gap is 0)."""
+    from .stats import ranking
     sub = df if scenario is None else df[df.scenario == scenario]
     methods = list(methods) if methods is not None else main_methods(df)
     sub = sub[sub.method.isin(methods) & (sub.method != "retrain")]
     check(len(sub), f"no records to rank{'' if scenario is None else f' for scenario {scenario!r}'}")
-    g = sub.groupby("method")["gap"]
-    out = pd.DataFrame({"gap": g.mean(), "std": g.std(ddof=0), "runs": g.size(),
-                        "seconds": sub.groupby("method")["seconds"].mean()})
-    out = out.sort_values(["gap", "seconds"])
-    out["rank"] = np.arange(1, len(out) + 1)
-    return out
+    out = ranking(sub, None, methods)
+    out["runs"] = sub.groupby("method").size().reindex(out.index)
+    return out[["gap", "ci_low", "ci_high", "seeds", "runs", "seconds", "rank"]]
 
 def gap_summary(df: pd.DataFrame, methods=None, focus: str = "megu") -> dict:
     """Which method is closest to retrain, over all scenarios and per scenario, and where
@@ -233,9 +234,9 @@ def gap_summary(df: pd.DataFrame, methods=None, focus: str = "megu") -> dict:
         r = contenders(gap_ranking(df, s, methods))
         out["per_scenario"][s] = dict(best=r.index[0], best_gap=float(r.iloc[0]["gap"]),
                                       focus_rank=int(r.loc[focus, "rank"]) if focus in r.index else None)
-    n_runs = int(overall["runs"].max())
-    text = (f"Over all scenarios ({n_runs} runs per method: requests × seeds), the method with the smallest "
-            f"mean gap to retrain is **{best}** ({out['best_gap']:.2f} points). ")
+    n_runs, n_seeds = int(overall["runs"].max()), int(overall["seeds"].max())
+    text = (f"Over all scenarios, each weighted equally ({n_runs} runs per method: requests × {n_seeds} seeds), "
+            f"the method with the smallest mean gap to retrain is **{best}** ({out['best_gap']:.2f} points). ")
     if out["focus_rank"] is None:
         text += f"{focus} was not run on this profile."
     elif best == focus:

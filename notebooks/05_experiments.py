@@ -122,7 +122,9 @@ ranking = tb.gap_ranking(df, None, methods)
 ranking.rename(columns=tb.RANKING_LABELS).round(2)
 
 # %% [markdown]
-# The ranking above pools every request and seed of the profile. In plain words:
+# The ranking above: per seed, a method's gap averaged over the requests of each scenario and
+# then over the scenarios, each weighted equally; then its mean and 95 % interval over the
+# seeds. *original* is doing nothing. In plain words:
 #
 # ```{glue:md} gap_sentence
 # :format: myst
