@@ -532,13 +532,17 @@ def plot_study_histories(trials: pd.DataFrame, *, ncols: int = 4):
             ok = sub.within_cap & sub.gap.notna()
             ax.plot(sub.trial[ok], sub.gap[ok], "o", ms=3.5, color=colors[s], alpha=0.8)
             ax.plot(sub.trial[~ok], sub.gap[~ok], "x", ms=4, color=colors[s], alpha=0.8)
-            best = sub.gap.where(ok).cummin()
+            best = sub.gap.where(ok).cummin().ffill()  # an over-cap trial keeps the best so far
             ax.step(sub.trial, best, where="post", color=colors[s], lw=1.6, label=s)
         ax.set_title(m, fontsize=10)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
+        if (trials.gap.dropna() > 0).all():  # gaps span decades: a log scale shows the best-so-far lines
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     for ax in axes[:, 0]:
-        ax.set_ylabel("gap on validation (pts)", fontsize=9)
+        ax.set_ylabel("gap on validation (pts, log)" if axes[0, 0].get_yscale() == "log"
+                      else "gap on validation (pts)", fontsize=9)
     for ax in axes[-1, :]:
         ax.set_xlabel("trial", fontsize=9)
     handles, labels = axes.flat[0].get_legend_handles_labels()

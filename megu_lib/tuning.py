@@ -571,3 +571,14 @@ def chosen_table(records, *, fixed=("judge",)) -> pd.DataFrame:
                      "seconds": best["seconds"] if best else float("nan"), "cap (s)": rec["cap_seconds"],
                      "chosen": ", ".join(f"{k}={_short(v)}" for k, v in sorted(changed.items())) or "defaults"})
     return pd.DataFrame(rows)
+
+
+def chosen_markdown(records) -> str:
+    """The chosen settings as a list a reader can take in at page width: per method, per
+    scenario, the values that differ from the method's defaults (the judge always)."""
+    table = chosen_table(records)
+    lines = []
+    for method, rows in table.groupby("method", sort=False):
+        parts = [f"{r.scenario}: {r.chosen}" for r in rows.itertuples()]
+        lines.append(f"- **`{method}`** — " + "; ".join(parts))
+    return "\n".join(lines)

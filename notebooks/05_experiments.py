@@ -84,8 +84,9 @@ if cfg.tuning is not None and cfg.tuning_section()["use"]:
     studies = tu.study_records(cfg)
     chosen = tu.chosen_table(studies)
     fig = pl.plot_study_histories(tu.trials_frame(studies))
-    display(chosen.round(2).style.set_properties(subset=["chosen"], **{"white-space": "normal"})
-            .hide(axis="index").set_uuid("chosen"))
+    display(chosen.drop(columns=["chosen"]).round(2).style.hide(axis="index").set_uuid("chosen"))
+    display(Markdown("The settings chosen (values other than the method's defaults):\n\n"
+                     + tu.chosen_markdown(studies)))
 else:
     display(Markdown(f"*Profile `{cfg.name}` has no tuning: every method runs at the values above.*"))
 

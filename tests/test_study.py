@@ -82,6 +82,9 @@ def test_studies_run_resume_and_feed_the_runner(tmp_path):
     assert table.loc["ssd", "trials"] == table.loc["finetune", "trials"] == 3
     if rec["best"] is not None:
         assert table.loc["ssd", "best gap"] == pytest.approx(rec["best"]["gap"])
+    from megu_lib.tuning import chosen_markdown
+    text = chosen_markdown(study_records(cfg))
+    assert text.startswith("- **`finetune`** — class: ") and "\n- **`ssd`** — class: " in text
     import matplotlib.pyplot as plt
 
     from megu_lib.plotting import plot_study_histories
