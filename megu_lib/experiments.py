@@ -143,8 +143,28 @@ def run_experiments(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None 
             if not _is_record(path):
                 _write(path, original_record(cfg, data, request, seed, original_for(seed, request.level),
                                              device=device, environment=env))
-    log(f"[run {cfg.name}] done in {time.perf_counter() - started:.0f} s")
+    seconds = time.perf_counter() - started
+    log(f"[run {cfg.name}] done in {seconds:.0f} s")
+    append_run_log(cfg.results_folder() if out_dir is None else Path(out_dir), "run", seconds=seconds,
+                   runs=len(todo), of=len(jobs))
     return records
+
+
+def append_run_log(folder: Path, command: str, **fields) -> None:
+    """Add one entry (command, finish time, machine, ``fields``) to ``<folder>/run_log.json``:
+    how long each run, tune or resume of a profile took, so the time a profile costs from
+    empty caches can be added up across interrupted runs. Committed with the records."""
+    path = Path(folder) / "run_log.json"
+    try:
+        entries = json.loads(path.read_text()) if path.exists() else []
+    except ValueError:
+        entries = []
+    entries = entries if isinstance(entries, list) else []
+    import torch
+    entries.append(dict(command=command, finished=_now(), platform=platform.platform(),
+                        threads=torch.get_num_threads(), **{k: round(v, 1) if isinstance(v, float) else v
+                                                             for k, v in fields.items()}))
+    atomic_write_bytes(path, json.dumps(entries, indent=1).encode())
 
 
 def _read_record(path: Path) -> dict | None:

@@ -467,6 +467,8 @@ def tune_profile(cfg, data, *, methods=None, scenarios=None, cache=None, device=
     if (tuning_folder(cfg) / "optuna.sqlite3").exists():
         _open_storage(tuning_folder(cfg) / "optuna.sqlite3")
     device = resolve_device(cfg.device if device is None else device)
+    import time
+    started, ran = time.perf_counter(), 0
     for scenario in scenarios:
         task = None
         task_key = _task_key(*task_inputs(cfg, data, scenario), t["seed"])
@@ -479,9 +481,13 @@ def tune_profile(cfg, data, *, methods=None, scenarios=None, cache=None, device=
             if task is None:
                 task = tuning_task(cfg, data, scenario, cache=cache, device=device, progress=progress, log=log)
             rec = run_study(cfg, task, method, scenario, cache=cache, device=device, progress=progress, log=log)
+            ran += 1
             b = rec["best"]
             log(f"[tune] {method} on {scenario}: " + (f"gap {b['gap']:.2f} in {b['seconds']:.1f} s (cap "
                                                        f"{rec['cap_seconds']:.0f} s)" if b else rec["note"]))
+    if ran:
+        from .experiments import append_run_log
+        append_run_log(cfg.results_folder(), "tune", seconds=time.perf_counter() - started, studies=ran)
     chosen = chosen_settings(cfg)
     atomic_write_bytes(tuning_folder(cfg) / "chosen.json", json.dumps(chosen, indent=1, sort_keys=True).encode())
     return chosen

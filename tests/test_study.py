@@ -91,9 +91,12 @@ def test_studies_run_resume_and_feed_the_runner(tmp_path):
     fig = plot_study_histories(frame)
     assert len([ax for ax in fig.axes if ax.axison]) == 2
     plt.close(fig)
-    # a second call loads the records: no trial runs again
+    log = json.loads((cfg.results_folder() / "run_log.json").read_text())
+    assert [e["command"] for e in log] == ["tune"] and log[0]["studies"] == 2 and log[0]["seconds"] > 0
+    # a second call loads the records: no trial runs again, no time is logged
     again = []
     tune_profile(cfg, data, log=again.append)
+    assert len(json.loads((cfg.results_folder() / "run_log.json").read_text())) == 1
     assert not any("trial" in line or "task" in line for line in again)  # nothing trained, nothing run
     # more trials: the study resumes from its storage
     cfg3 = pf.load_config(_profile(tmp_path, trials=4))
