@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import MeguError, check
@@ -139,7 +140,8 @@ TUNING_KEYS = {
     "pool": "training images the tuning task draws on (a stratified subset of the training split; null: all)",
     "validation": "fraction of the pool held out as the tuning task's evaluation split, in (0, 0.5]",
     "seed": "the seed of the tuning task, of its runs and of every study's sampler",
-    "requests": "one tuning request per scenario: {class: <class>, subclass: <class>, random: <fraction>}",
+    "requests": "the tuning requests of each scenario, a target or a list (the objective is their mean gap): "
+                "{class: [Shirt, Trouser], subclass: Shirt, random: 0.1}",
     "methods": "the methods to tune (default: every method of the profile but retrain)",
     "space": "search ranges narrowed by the profile: {method: {hyperparameter: [lo, hi] or [choices]}}",
     "startup": "random trials before TPE models the results (default: a third of the trials, at least 2)",
@@ -184,6 +186,10 @@ def check_tuning_section(section, where: str, *, methods: list, scenarios: dict)
         check(s in scenarios, f"{where}: tuning.requests.{s}: the profile has no {s!r} scenario; "
               f"its scenarios: {', '.join(scenarios)}")
     t["requests"] = {s: req.get(s, _default_target(s, spec["forget"])) for s, spec in scenarios.items()}
+    for s, targets in t["requests"].items():
+        check(not isinstance(targets, list) or (targets and len(set(map(repr, targets))) == len(targets)),
+              f"{where}: tuning.requests.{s} must be a target or a non-empty list of distinct targets, "
+              f"got {targets!r}")
     space = t["space"]
     check(isinstance(space, dict), f"{where}: tuning.space must map a method to {{hyperparameter: range}}")
     out = {}
@@ -212,6 +218,11 @@ def check_tuning_section(section, where: str, *, methods: list, scenarios: dict)
     return t
 
 
+def _key_target(targets):
+    """A one-element list keys as its element (as the first, one-request studies were keyed)."""
+    return targets[0] if isinstance(targets, list) and len(targets) == 1 else targets
+
+
 def _default_target(scenario: str, targets: list):
     return max(targets) if scenario == "random" else targets[0]
 
@@ -231,18 +242,26 @@ def study_space(cfg, method: str) -> dict:
 class TuningTask:
     """What every study of one scenario is measured on: a data set whose training part is
     the pool minus the validation split and whose evaluation part is that validation split,
-    the original trained on it, one request, the retrained reference's metrics and the cap
-    (the retrained model's training seconds)."""
+    the original trained on it, the scenario's tuning requests, the retrained references'
+    metrics and the caps (each retrained model's training seconds)."""
 
     data: object
     original: object
-    request: object
-    reference: dict
-    cap_seconds: float
+    requests: list
+    references: list
+    caps: list
     seed: int
 
+    @property
+    def cap_seconds(self) -> float:
+        """The time a setting may take over all the task's requests: retraining's, summed."""
+        return float(sum(self.caps))
+
+    def label(self) -> str:
+        return ", ".join(r.label() for r in self.requests)
+
     def key(self) -> dict:
-        return _task_key(self.data, self.request, self.seed)
+        return _task_key(self.data, self.requests, self.seed)
 
 
 def tuning_data(cfg, data):
@@ -259,18 +278,21 @@ def tuning_data(cfg, data):
 
 
 def task_inputs(cfg, data, scenario: str):
-    """The tuning task's data set and request for ``scenario`` (cheap: nothing is trained)."""
+    """The tuning task's data set and requests for ``scenario`` (cheap: nothing is trained)."""
     from .requests import make_request
     t = cfg.tuning_section()
     task_data = tuning_data(cfg, data)
-    target = t["requests"][scenario]
-    request = (make_request(task_data, "random", fraction=target, seed=t["seed"]) if scenario == "random"
-               else make_request(task_data, scenario, forget=target, seed=t["seed"]))
-    return task_data, request
+    targets = t["requests"][scenario]
+    requests = [make_request(task_data, "random", fraction=target, seed=t["seed"]) if scenario == "random"
+                else make_request(task_data, scenario, forget=target, seed=t["seed"])
+                for target in (targets if isinstance(targets, list) else [targets])]
+    return task_data, requests
 
 
-def _task_key(task_data, request, seed: int) -> dict:
-    return dict(data=task_data.fingerprint(), request=request.key(), seed=seed)
+def _task_key(task_data, requests, seed: int) -> dict:
+    if len(requests) == 1:  # the key of a one-request task, as the first studies were keyed
+        return dict(data=task_data.fingerprint(), request=requests[0].key(), seed=seed)
+    return dict(data=task_data.fingerprint(), requests=[r.key() for r in requests], seed=seed)
 
 
 def tuning_task(cfg, data, scenario: str, *, cache=None, device=None, progress=None, log=print) -> TuningTask:
@@ -278,15 +300,20 @@ def tuning_task(cfg, data, scenario: str, *, cache=None, device=None, progress=N
     from .methods import unlearn
     from .metrics import evaluate
     t = cfg.tuning_section()
-    task_data, request = task_inputs(cfg, data, scenario)
-    original = cfg.original_model(task_data, t["seed"], request.level, cache=cache, device=device, progress=progress)
-    retrained = unlearn("retrain", original, task_data, request, seed=t["seed"], cache=cache, device=device,
-                        progress=progress)
-    reference = evaluate(retrained.model, task_data, request, max_retain=cfg.eval.get("max_retain"), seed=t["seed"],
-                         device=device)
-    log(f"[tune] {scenario} task: {request.label()} on {len(task_data.train_y)} training / "
-        f"{len(task_data.test_y)} validation images; retraining takes {retrained.seconds:.0f} s (the cap)")
-    return TuningTask(task_data, original, request, reference, float(retrained.seconds), t["seed"])
+    task_data, requests = task_inputs(cfg, data, scenario)
+    references, caps, original = [], [], None
+    for request in requests:
+        original = cfg.original_model(task_data, t["seed"], request.level, cache=cache, device=device,
+                                      progress=progress)
+        retrained = unlearn("retrain", original, task_data, request, seed=t["seed"], cache=cache, device=device,
+                            progress=progress)
+        references.append(evaluate(retrained.model, task_data, request, max_retain=cfg.eval.get("max_retain"),
+                                   seed=t["seed"], device=device))
+        caps.append(float(retrained.seconds))
+    task = TuningTask(task_data, original, requests, references, caps, t["seed"])
+    log(f"[tune] {scenario} task: {task.label()} on {len(task_data.train_y)} training / "
+        f"{len(task_data.test_y)} validation images; retraining takes {task.cap_seconds:.0f} s (the cap)")
+    return task
 
 
 def _suggest(trial, name: str, s):
@@ -308,7 +335,8 @@ def study_key(cfg, method: str, scenario: str) -> dict:
     t = cfg.tuning_section()
     return dict(profile=cfg.name, dataset=cfg.dataset, subset=cfg.subset, model=cfg.model, train=cfg.train,
                 eval=cfg.eval, pool=t["pool"], validation=t["validation"], seed=t["seed"],
-                target=t["requests"][scenario], method=method, scenario=scenario, base=cfg.method_hp(method),
+                target=_key_target(t["requests"][scenario]), method=method, scenario=scenario,
+                base=cfg.method_hp(method),
                 space={k: dataclasses.asdict(v) for k, v in sorted(study_space(cfg, method).items())},
                 trials=t["trials"], startup=_startup(t))
 
@@ -401,18 +429,27 @@ def run_study(cfg, task: TuningTask, method: str, scenario: str, *, cache=None, 
     def objective(trial):
         hp = {**base, **{k: _suggest(trial, k, s) for k, s in space.items()}}
         spec.check_hp(hp, where=f"tune: {method}: ")
-        result = unlearn(method, task.original, task.data, task.request, seed=task.seed, cache=cache, device=device,
-                         progress=progress, **hp)
-        metrics = evaluate(result.model, task.data, task.request, max_retain=cfg.eval.get("max_retain"),
-                           seed=task.seed, device=device)
-        gaps = gap_to_reference(metrics, task.reference)
-        trial.set_user_attr("seconds", float(result.seconds))
-        trial.set_user_attr("over_cap", float(result.seconds - cap))
-        trial.set_constraint("seconds_over_cap", float(result.seconds - cap))
-        trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
-        trial.set_user_attr("gaps", {k: float(v) for k, v in gaps.items()})
+        seconds, all_metrics, all_gaps = 0.0, [], []
+        for request, reference in zip(task.requests, task.references):
+            result = unlearn(method, task.original, task.data, request, seed=task.seed, cache=cache, device=device,
+                             progress=progress, **hp)
+            metrics = evaluate(result.model, task.data, request, max_retain=cfg.eval.get("max_retain"),
+                               seed=task.seed, device=device)
+            seconds += float(result.seconds)
+            all_metrics.append(metrics)
+            all_gaps.append(gap_to_reference(metrics, reference))
+        # the mean over the task's requests of each metric and gap
+        metrics = {k: float(np.mean([m[k] for m in all_metrics])) for k in all_metrics[0]}
+        gaps = {k: float(np.mean([g[k] for g in all_gaps])) for k in all_gaps[0]}
+        trial.set_user_attr("seconds", seconds)
+        trial.set_user_attr("over_cap", seconds - cap)
+        trial.set_constraint("seconds_over_cap", seconds - cap)
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("gaps", gaps)
+        if len(all_gaps) > 1:
+            trial.set_user_attr("request_gaps", [g["gap"] for g in all_gaps])
         log(f"[tune {name}] trial {trial.number + 1}/{t['trials']}: gap {gaps['gap']:.2f}, "
-            f"{result.seconds:.1f} s{' (over the cap)' if result.seconds > cap else ''}")
+            f"{seconds:.1f} s{' (over the cap)' if seconds > cap else ''}")
         return gaps["gap"]
 
     if done < t["trials"]:
@@ -434,12 +471,16 @@ def study_record(study, key: dict, key_hash: str, cap: float, base: dict, method
         trials.append(dict(number=tr.number, state=tr.state.name, params=tr.params,
                            gap=tr.value if tr.value is not None and math.isfinite(tr.value) else None,
                            seconds=tr.user_attrs.get("seconds"), within_cap=tr.user_attrs.get("over_cap", 1.0) <= 0,
-                           metrics=tr.user_attrs.get("metrics"), gaps=tr.user_attrs.get("gaps")))
+                           metrics=tr.user_attrs.get("metrics"), gaps=tr.user_attrs.get("gaps"),
+                           **({"request_gaps": tr.user_attrs["request_gaps"]} if "request_gaps" in tr.user_attrs
+                              else {})))
     ok = [tr for tr in trials if tr["state"] == "COMPLETE" and tr["gap"] is not None and tr["within_cap"]]
     best = min(ok, key=lambda tr: (tr["gap"], tr["number"])) if ok else None
+    references = task.references[0] if len(task.references) == 1 else dict(zip(task.label().split(", "),
+                                                                                 task.references))
     return dict(method=method, scenario=scenario, key_hash=key_hash, key=key, task=task.key(),
-                request=task.request.label(),
-                cap_seconds=cap, reference=task.reference, base=base, trials=trials,
+                request=task.label(),
+                cap_seconds=cap, reference=references, base=base, trials=trials,
                 best=best, chosen={**base, **(best["params"] if best else {})},
                 note=None if best else "no trial finished within the cap: the method runs at its defaults")
 

@@ -59,7 +59,7 @@ def test_tuning_task_is_drawn_from_the_training_split(tmp_path, small):
 
 @pytest.mark.slow
 def test_studies_run_resume_and_feed_the_runner(tmp_path):
-    cfg = pf.load_config(_profile(tmp_path))
+    cfg = pf.load_config(_profile(tmp_path, requests={"class": ["Trouser", "Bag"]}))
     data = pf.load_data(cfg)
     # before a study exists, a tuned method cannot be keyed: one line naming the command
     with pytest.raises(MeguError, match=r"run python -m megu_lib tune tiny"):
@@ -70,6 +70,10 @@ def test_studies_run_resume_and_feed_the_runner(tmp_path):
     rec = read_study(folder / "ssd-class.json")
     assert len(rec["trials"]) == 3 and all(1 <= tr["params"]["alpha"] <= 20 for tr in rec["trials"])
     assert rec["cap_seconds"] > 0 and chosen["ssd"]["class"] == rec["chosen"]
+    # two tuning requests: the objective is their mean gap, the cap their summed retraining time
+    assert rec["request"] == "class:Trouser, class:Bag" and set(rec["reference"]) == {"class:Trouser", "class:Bag"}
+    done = [tr for tr in rec["trials"] if tr["state"] == "COMPLETE"]
+    assert all(tr["gap"] == pytest.approx(sum(tr["request_gaps"]) / 2) for tr in done)
     within = [tr for tr in rec["trials"] if tr["within_cap"]]  # timing decides which: the rule is tested below
     assert rec["chosen"] == ({**rec["best"]["params"]} if within else {}) and (rec["best"] is None) == (not within)
     assert chosen["finetune"]["class"]["epochs"] == 0.5  # fixed by the profile: not searched
@@ -99,7 +103,7 @@ def test_studies_run_resume_and_feed_the_runner(tmp_path):
     assert len(json.loads((cfg.results_folder() / "run_log.json").read_text())) == 1
     assert not any("trial" in line or "task" in line for line in again)  # nothing trained, nothing run
     # more trials: the study resumes from its storage
-    cfg3 = pf.load_config(_profile(tmp_path, trials=4))
+    cfg3 = pf.load_config(_profile(tmp_path, trials=4, requests={"class": ["Trouser", "Bag"]}))
     with pytest.raises(MeguError, match="was made for another tuning task"):
         chosen_for(cfg3, "ssd", "class")
     (folder / "ssd-class.json").unlink()
@@ -139,8 +143,7 @@ def test_the_chosen_setting_is_the_best_trial_within_the_cap():
         return study
 
     study = study_of([(0.01, 3.0, 5.0), (0.02, 1.0, 20.0), (0.03, 2.0, 9.0), (0.04, float("nan"), 1.0)])
-    task = type("Task", (), {"request": type("R", (), {"label": lambda self: "class:Shirt"})(), "reference": {},
-                             "key": lambda self: {}})()
+    task = type("Task", (), {"label": lambda self: "class:Shirt", "references": [{}], "key": lambda self: {}})()
     rec = study_record(study, {}, "k", 10.0, {"epochs": 1}, "finetune", "class", task)
     assert rec["best"]["params"] == {"lr": 0.03} and rec["chosen"] == {"epochs": 1, "lr": 0.03}
     assert [tr["within_cap"] for tr in rec["trials"]] == [True, False, True, True]
