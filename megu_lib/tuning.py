@@ -254,7 +254,7 @@ class TuningTask:
 
     @property
     def cap_seconds(self) -> float:
-        """The time a setting may take over all the task's requests: retraining's, summed."""
+        """The time a setting may take over all the task's requests (retraining's, summed)."""
         return float(sum(self.caps))
 
     def label(self) -> str:
