@@ -311,5 +311,6 @@ def style_claims(claims: pd.DataFrame):
                INCONCLUSIVE: "background-color: #e3ecf7", MEANINGLESS: "background-color: #fff3cd",
                UNTESTABLE: "background-color: #eeeeee"}
     return (show.style.apply(lambda c: [colours.get(v, "") for v in c], subset=["verdict"])
+            .set_properties(**{"white-space": "normal"})  # cells wrap: the table fits the page's column
             .set_properties(subset=["verdict"], **{"white-space": "nowrap"})
             .set_properties(subset=["why"], **{"font-size": "85%"}).hide(axis="index").set_uuid("claims"))

@@ -85,7 +85,8 @@ fig = pl.plot_claims(claims)
 # %% [markdown]
 # And the claim that carries the most weight — MeGU closer to retrain than every baseline —
 # per scenario, on this profile's data (MeGU in red, with the paper's settings in light red;
-# the bars are the mean gap to retrain over requests and seeds, with their standard deviation):
+# the original, doing nothing, in grey; each bar is the gap to retrain averaged over the
+# scenario's requests per seed, then over seeds, with its 95 % interval):
 
 # %%
 fig = pl.plot_gap_ranking(records)
