@@ -290,12 +290,16 @@ def check_claims(df: pd.DataFrame) -> pd.DataFrame:
 def claims_sentence(claims: pd.DataFrame) -> str:
     """How many claims hold, do not hold, cannot be tested, are not meaningful (Markdown)."""
     counts = claims.verdict.value_counts()
-    parts = [f"**{counts.get(HOLDS, 0)} hold**", f"**{counts.get(FAILS, 0)} do not hold**"]
+    def n(verdict, one, many):
+        k = int(counts.get(verdict, 0))
+        return f"**{k} {one if k == 1 else many}**"
+
+    parts = [n(HOLDS, "holds", "hold"), n(FAILS, "does not hold", "do not hold")]
     if counts.get(INCONCLUSIVE, 0):
-        parts.append(f"**{counts[INCONCLUSIVE]} are inconclusive** (the interval spans the threshold)")
+        parts.append(n(INCONCLUSIVE, "is inconclusive", "are inconclusive") + " (the interval spans the threshold)")
     if counts.get(MEANINGLESS, 0):
-        parts.append(f"**{counts[MEANINGLESS]} are not meaningful here** (see *why*)")
-    parts.append(f"**{counts.get(UNTESTABLE, 0)} cannot be tested here**")
+        parts.append(n(MEANINGLESS, "is not meaningful here", "are not meaningful here") + " (see *why*)")
+    parts.append(n(UNTESTABLE, "cannot be tested here", "cannot be tested here"))
     text = f"Of {len(claims)} checks, " + ", ".join(parts[:-1]) + f" and {parts[-1]}."
     return text
 
