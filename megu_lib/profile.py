@@ -144,7 +144,7 @@ class ExperimentConfig:
             hp.update(chosen_for(self, method, scenario))
         elif scenario is not None and self.tuned_from and method in self.tuned_from["methods"]:
             from .tuning import chosen_for
-            source = load_config(self.tuned_from["profile"])
+            source = _source_config(self.tuned_from["profile"])
             fixed = _fixed_values(method)  # what makes an ablation an ablation stays
             chosen = chosen_for(source, self.tuned_from["method"], scenario)
             params = get_method(method).params
@@ -440,6 +440,19 @@ def build_requests(cfg: ExperimentConfig, data, seed: int) -> list:
     return out
 
 
+
+
+_SOURCES: dict = {}
+
+
+def _source_config(name: str) -> "ExperimentConfig":
+    """The profile a ``tuned_from`` names, loaded once per version of its file (record names
+    ask for it once per run)."""
+    path = config_path(name)
+    stamp = (str(path), path.stat().st_mtime_ns if path.exists() else None)
+    if stamp not in _SOURCES:
+        _SOURCES[stamp] = load_config(name)
+    return _SOURCES[stamp]
 
 
 def _fixed_values(method: str) -> dict:
