@@ -502,9 +502,8 @@ def tune_profile(cfg, data, *, methods=None, scenarios=None, cache=None, device=
         check(s in t["requests"], f"{cfg.where}: no tuning request for scenario {s!r}")
     from .requests import config_hash
     # before any work: damaged or foreign records and storage are one-line errors
-    for scenario in scenarios:
-        for method in methods:
-            read_study(tuning_folder(cfg) / f"{method}-{scenario}.json", config_hash(study_key(cfg, method, scenario)))
+    records = {(m, sc): read_study(tuning_folder(cfg) / f"{m}-{sc}.json", config_hash(study_key(cfg, m, sc)))
+               for sc in scenarios for m in methods}
     if (tuning_folder(cfg) / "optuna.sqlite3").exists():
         _open_storage(tuning_folder(cfg) / "optuna.sqlite3")
     device = resolve_device(cfg.device if device is None else device)
@@ -514,8 +513,7 @@ def tune_profile(cfg, data, *, methods=None, scenarios=None, cache=None, device=
         task = None
         task_key = _task_key(*task_inputs(cfg, data, scenario), t["seed"])
         for method in methods:
-            rec = read_study(tuning_folder(cfg) / f"{method}-{scenario}.json",
-                             config_hash(study_key(cfg, method, scenario)))
+            rec = records[(method, scenario)]  # read (and checked) above
             done = rec is not None and sum(tr["state"] == "COMPLETE" for tr in rec["trials"]) >= t["trials"]
             if done and rec.get("task") == task_key:
                 continue  # a finished study on the same data: nothing to train
