@@ -92,7 +92,8 @@ def test_grouped_bars_panels_and_legend():
                                 fmt=".1f")
     assert [ax.get_title() for ax in fig.axes] == ["forget", "retain"]
     assert fig.axes[0].get_ylabel() == "mean activation"
-    assert fig.axes[0].get_legend() is None and fig.axes[1].get_legend() is not None
+    assert fig.axes[0].get_legend() is None and fig.axes[1].get_legend() is None  # one legend, under the panels
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b"]
     assert len(fig.axes[0].patches) >= 4
     one = plotting.grouped_bars(df[df.samples == "forget"], "channels", "activation", "model", xlabel="channels")
     assert len(one.axes) == 1 and one.axes[0].get_xlabel() == "channels"
