@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine (Debian, Python 3.11):
 #   make book   - environment + data + execute the notebooks (papermill) + build the book
 #   make test   - environment + data + the linter (ruff) + the unit tests + the notebooks on the smoke profile
-#                 (executed, re-run by nbval, built into a scratch book with -W -n)
+#                 (executed, built into a scratch book with -W -n, checked in headless Chromium at
+#                 1280 px by tests/browser, re-run by nbval)
 # Options: PROFILE=default|smoke|full   DATASET=<name or image folder>   PYTHON=python3.11
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -21,7 +22,7 @@ BOOK_SOURCES := _config.yml _toc.yml references.bib
 SMOKE := .cache/book-smoke
 SMOKE_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MEGU_PROGRESS=0 MEGU_RESULTS_DIR=$(CURDIR)/$(SMOKE)/results
 
-.PHONY: help env data lint test test-unit test-book book book-only lock clean clean-all
+.PHONY: help env data browser lint test test-unit test-book test-browser book book-only lock clean clean-all
 
 help:
 	@echo "make book   - set up everything and build the book into book/_build/html (PROFILE=$(PROFILE))"
@@ -42,6 +43,14 @@ data:
 	elif command -v sudo >/dev/null; then sudo apt-get install -y dataset-fashion-mnist; \
 	else echo "Fashion-MNIST missing: run 'apt-get install dataset-fashion-mnist' as root, or put its IDX files in ~/.local/share/megu_lib/fashion_mnist"; exit 1; fi
 
+# Headless Chromium and its driver for the browser test of the book (tests/browser, selenium):
+# Debian's packages (we are root here, else sudo), else a clear message. Nothing is downloaded at test time.
+browser:
+	@if command -v chromedriver >/dev/null && { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }; then :; \
+	elif [ "$$(id -u)" = 0 ]; then (apt-get install -y -qq chromium chromium-driver || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)) >/dev/null; \
+	elif command -v sudo >/dev/null; then sudo apt-get install -y chromium chromium-driver; \
+	else echo "Chromium missing for the browser test: run 'apt-get install chromium chromium-driver' as root"; exit 1; fi
+
 test: lint test-unit test-book
 
 # ruff, configured in pyproject.toml: zero findings
@@ -53,19 +62,27 @@ JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 XDIST = $(if $(filter 0 1,$(JOBS)),,-n $(JOBS))
 
 test-unit: env data
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MEGU_PROGRESS=0 $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) tests
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MEGU_PROGRESS=0 $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) tests --ignore=tests/browser
 
 # The notebooks on the smoke profile: executed by papermill (strict: no warning, no empty
 # output, a figure each), built with -W -n into $(SMOKE)/book/_build (never the real book),
-# then executed again by nbval. Smoke records stay in $(SMOKE)/results (the runner resumes).
-test-book: env data
+# every page checked in headless Chromium at 1280 px (tests/browser: overflow, figure text size
+# and captions, tracebacks, empty outputs, internal links), then executed again by nbval.
+# Smoke records stay in $(SMOKE)/results (the runner resumes).
+test-book: env data browser
 	rm -rf $(SMOKE)/book && mkdir -p $(SMOKE)/book
 	cp $(BOOK_SOURCES) $(SMOKE)/ && cp book/*.md $(SMOKE)/book/ && cp -r book/_ext book/_static $(SMOKE)/book/
 	$(SMOKE_ENV) $(BIN)/python -m megu_lib.book --profile smoke --strict --out $(SMOKE)/book/_executed $(NOTEBOOKS)
 	$(BIN)/jupyter-book build $(SMOKE) --path-output $(SMOKE)/book -W -n --keep-going
 	@echo "The smoke book: $(SMOKE)/book/_build/html/index.html"
+	$(SMOKE_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser --book-html $(SMOKE)/book/_build/html
 	$(SMOKE_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
 		$(SMOKE)/book/_executed/*.ipynb
+
+# The browser test alone on a book already built: BOOK_HTML=book/_build/html for the real book
+BOOK_HTML ?= $(SMOKE)/book/_build/html
+test-browser: env browser
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser --book-html $(BOOK_HTML)
 
 book: env data
 	MEGU_PROGRESS=0 $(BIN)/python -m megu_lib.book --profile $(PROFILE) $(if $(DATASET),--dataset "$(DATASET)") \

@@ -100,6 +100,17 @@ def test_makefile_runs_the_smoke_book_in_make_test():
     assert re.search(r"^test: .*test-book", mk, re.M)
 
 
+def test_makefile_runs_the_browser_test_on_the_smoke_book():
+    mk = (ROOT / "Makefile").read_text()
+    test_book = mk.split("\ntest-book:")[1].split("\n\n")[0]
+    assert " browser" in test_book.splitlines()[0]  # installs chromium and chromium-driver first
+    built = test_book.index("jupyter-book build")
+    assert test_book.index("tests/browser --book-html $(SMOKE)/book/_build/html") > built
+    assert "apt-get install -y -qq chromium chromium-driver" in mk.split("\nbrowser:")[1].split("\n\n")[0]
+    unit = mk.split("\ntest-unit:")[1].split("\n\n")[0]
+    assert "--ignore=tests/browser" in unit
+
+
 def test_run_times_table(tmp_path):
     entry = book.write_run_times(tmp_path, {"00_a": 12.3, "01_b": 4.56}, profile="smoke", dataset="fashion_mnist",
                                  device="cpu", times_log=tmp_path / "log.json")
