@@ -40,6 +40,7 @@ def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str
     run times of every profile (see :func:`write_run_times`).
     """
     import jupytext
+    import nbformat
     import papermill as pm
 
     from .profile import load_config, load_data
@@ -77,10 +78,6 @@ def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str
     for src in map(Path, notebooks):
         nb = jupytext.read(src)
         nb.metadata["kernelspec"] = {"name": kernel, "display_name": "Python 3", "language": "python"}
-        for cell in nb.cells:  # the book shows the parameters used (papermill's cell); the defaults fold away
-            tags = cell.metadata.get("tags", [])
-            if "parameters" in tags and "hide-input" not in tags:
-                cell.metadata["tags"] = [*tags, "hide-input"]
         raw = staging / f"{src.stem}.source.ipynb"
         jupytext.write(nb, raw)
         declared = pm.inspect_notebook(str(raw))
@@ -94,6 +91,8 @@ def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str
             raise MeguError(f"notebook {src.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}") from None
         finally:
             raw.unlink(missing_ok=True)
+        executed = staging / f"{src.stem}.ipynb"
+        nbformat.write(show_parameters_used(nbformat.read(str(executed), as_version=4)), str(executed))
         seconds[src.stem] = round(time.perf_counter() - start, 1)
         log(f"[book] {src.name}: {seconds[src.stem]} s")
         if strict:
@@ -145,6 +144,44 @@ def _check_parameters(notebooks, extra: dict) -> None:
         else:
             ok = isinstance(value, type(default))
         check(ok, f"parameter {name} must be of type {type(default).__name__} (default {default!r}), got {value!r}")
+
+
+#: The line the book puts above every page's parameters cell.
+PARAMETERS_NOTE = ("**This page's parameters**, with the values it ran with. To run it on another profile or data "
+                   "set: `make book PROFILE=<name> DATASET=<name or folder>`, or papermill's `-p name value` "
+                   "(see *Reproduce*).")
+
+
+def show_parameters_used(nb):
+    """The executed notebook ``nb`` as the book shows it: its ``parameters`` cell carries the
+    values the page ran with (each line keeps its comment), papermill's injected cell is
+    folded into it and removed, and a line above it says how to change them. Returns ``nb``."""
+    import re
+
+    import nbformat
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    if not tagged:
+        return nb
+    params = nb.cells[tagged[0]]
+    injected = [i for i, c in enumerate(nb.cells) if "injected-parameters" in c.metadata.get("tags", [])]
+    if injected:
+        source = nb.cells[injected[0]].source
+        values = {node.targets[0].id: ast.get_source_segment(source, node.value)
+                  for node in ast.parse(source).body
+                  if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)}
+        lines = []
+        for line in params.source.splitlines():
+            m = re.match(r"^(\w+)\s*=\s*(.*?)(\s+#.*)?$", line)
+            if m and m.group(1) in values:
+                line = f"{m.group(1)} = {values.pop(m.group(1))}{m.group(3) or ''}"
+            lines.append(line)
+        lines += [f"{name} = {value}" for name, value in values.items()]
+        params.source = "\n".join(lines)
+        del nb.cells[injected[0]]
+    at = nb.cells.index(params)
+    if at == 0 or nb.cells[at - 1].source != PARAMETERS_NOTE:
+        nb.cells.insert(at, nbformat.v4.new_markdown_cell(PARAMETERS_NOTE))
+    return nb
 
 
 def check_notebook(path) -> list[str]:

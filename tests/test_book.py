@@ -244,7 +244,10 @@ def test_first_failing_notebook_stops_the_run_and_keeps_the_book(tmp_path, capsy
     assert set(seconds) == {"01_first"} and not (out / "good.ipynb").exists()
     assert (out / "01_first.ipynb").is_file() and json.loads((out / "run_times.json").read_text())["profile"] == "smoke"
     executed = nbformat.read(out / "01_first.ipynb", as_version=4)
-    assert "hide-input" in executed.cells[0].metadata["tags"]  # the defaults fold away in the book
+    # the book shows the values the page ran with, in the documented cell, under a line saying how to change them
+    assert executed.cells[0].source == book.PARAMETERS_NOTE
+    assert "size = 4" in executed.cells[1].source and "hide-input" not in executed.cells[1].metadata["tags"]
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
     # strict: a notebook that prints a warning fails and leaves the book as it was
     before = (out / "01_first.ipynb").read_text()
     first.write_text(NOTEBOOK + '\n# %%\nimport warnings\nwarnings.warn("careful")\n')

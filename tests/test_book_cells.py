@@ -1,0 +1,36 @@
+"""How the book shows an executed page's parameters: the values it ran with, in the documented cell."""
+import nbformat
+
+from megu_lib.book import PARAMETERS_NOTE, show_parameters_used
+
+
+def _executed(injected: str | None):
+    cells = [nbformat.v4.new_markdown_cell("# Title"),
+             nbformat.v4.new_code_cell('profile = "default"  # a profile in params/\nq = 0.1  # a share\nrun = True'),
+             nbformat.v4.new_code_cell("print(profile)")]
+    cells[1].metadata["tags"] = ["parameters"]
+    if injected is not None:
+        cell = nbformat.v4.new_code_cell(injected)
+        cell.metadata["tags"] = ["injected-parameters"]
+        cells.insert(2, cell)
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def test_injected_values_replace_the_defaults_and_keep_the_comments():
+    nb = show_parameters_used(_executed('# Parameters\nprofile = "main"\nq = 0.25\nextra = [1, 2]\n'))
+    assert [c.source for c in nb.cells if c.cell_type == "code"] == [
+        'profile = "main"  # a profile in params/\nq = 0.25  # a share\nrun = True\nextra = [1, 2]', "print(profile)"]
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    assert nb.cells[1].source == PARAMETERS_NOTE and nb.cells[1].cell_type == "markdown"
+    assert "hide-input" not in nb.cells[2].metadata["tags"]
+
+
+def test_without_injection_the_defaults_stay_and_the_note_is_added_once():
+    nb = show_parameters_used(show_parameters_used(_executed(None)))
+    assert nb.cells[2].source.startswith('profile = "default"')
+    assert sum(c.source == PARAMETERS_NOTE for c in nb.cells) == 1
+
+
+def test_a_notebook_without_parameters_is_left_alone():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    assert show_parameters_used(nb).cells[0].source == "x = 1" and len(nb.cells) == 1
