@@ -24,8 +24,8 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-#: Our coarse grouping of Fashion-MNIST for the subclass scenario (ours; the book page *The method, and our reading of
-#: it*, *The setting*): upper-body garments, bottoms & dresses, footwear, bags.
+#: Our own coarse grouping of Fashion-MNIST for the subclass scenario (the data set has none; the book page *The
+#: method, and our reading of it*, *The setting*): upper-body garments, bottoms & dresses, footwear, bags.
 FASHION_MNIST_COARSE = {
     "tops": ("T-shirt/top", "Pullover", "Coat", "Shirt"),
     "bottoms & dresses": ("Trouser", "Dress"),

@@ -84,6 +84,8 @@ def one_of(*values) -> Search:
 
 # --------------------------------------------------------------------------- declarations
 KINDS = ("float", "int", "bool", "choice", "value")
+#: Where a declared default comes from, when the declaration says (``Param.origin``).
+ORIGINS = ("paper", "ours")
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -95,6 +97,11 @@ class Param:
     judges) or ``"value"`` (anything ``validate`` accepts; not settable from YAML when it
     needs an object). ``lo``/``hi`` bound numbers (open with ``lo_open``/``hi_open``);
     ``none``: None is allowed too (it means what ``help`` says: off, unbounded, inherited).
+    ``help``: what the knob means, in one line. ``origin``: where the default comes from,
+    one of :data:`ORIGINS` — ``"paper"`` when the method's paper states it, ``"ours"`` when the
+    paper is silent and the value is our choice or we depart from what it states — or
+    ``""`` when the declaration does not say (the baselines: their docstrings name the
+    reference code each default follows).
     """
 
     default: Any
@@ -108,9 +115,12 @@ class Param:
     search: Search | None = None
     validate: Callable[[Any], str | None] | None = None
     help: str = ""
+    origin: str = ""
 
     def __post_init__(self):
         check(self.kind in KINDS, f"unknown hyperparameter kind {self.kind!r}: use one of {', '.join(KINDS)}")
+        check(self.origin in ("", *ORIGINS), f"unknown hyperparameter origin {self.origin!r}: use one of "
+              f"{', '.join(ORIGINS)} (or leave it empty)")
 
     def __repr__(self) -> str:
         # a signature (help(), the API page) shows the default value, as for a plain keyword
@@ -205,41 +215,42 @@ def search_space(params: dict[str, Param]) -> dict[str, Search]:
 
 # --------------------------------------------------------------------------- common knobs
 # Shared by the fine-tuning methods; each call gives the method's own default.
-def Float(default, lo=None, hi=None, *, lo_open=False, hi_open=False, none=False, search=None, help="") -> Param:
-    return Param(default, "float", lo, hi, lo_open, hi_open, none=none, search=search, help=help)
+def Float(default, lo=None, hi=None, *, lo_open=False, hi_open=False, none=False, search=None, help="",
+          origin="") -> Param:
+    return Param(default, "float", lo, hi, lo_open, hi_open, none=none, search=search, help=help, origin=origin)
 
 
-def Int(default, lo=1, hi=None, *, none=False, search=None, help="") -> Param:
-    return Param(default, "int", lo, hi, none=none, search=search, help=help)
+def Int(default, lo=1, hi=None, *, none=False, search=None, help="", origin="") -> Param:
+    return Param(default, "int", lo, hi, none=none, search=search, help=help, origin=origin)
 
 
-def Choice(default, choices, *, search=None, help="") -> Param:
-    return Param(default, "choice", choices=choices, search=search, help=help)
+def Choice(default, choices, *, search=None, help="", origin="") -> Param:
+    return Param(default, "choice", choices=choices, search=search, help=help, origin=origin)
 
 
-def flag(default: bool, help: str = "") -> Param:
-    return Param(default, "bool", search=None, help=help)
+def flag(default: bool, help: str = "", *, origin="") -> Param:
+    return Param(default, "bool", search=None, help=help, origin=origin)
 
 
-def positive(default, *, search=None, none=False, help="") -> Param:
+def positive(default, *, search=None, none=False, help="", origin="") -> Param:
     """A number > 0."""
-    return Float(default, 0, lo_open=True, none=none, search=search, help=help)
+    return Float(default, 0, lo_open=True, none=none, search=search, help=help, origin=origin)
 
 
-def fraction(default, *, lo_open=False, hi_open=False, search=None, help="") -> Param:
+def fraction(default, *, lo_open=False, hi_open=False, search=None, help="", origin="") -> Param:
     """A number in [0, 1] (ends open as asked)."""
-    return Float(default, 0, 1, lo_open=lo_open, hi_open=hi_open, search=search, help=help)
+    return Float(default, 0, 1, lo_open=lo_open, hi_open=hi_open, search=search, help=help, origin=origin)
 
 
-def lr(default, lo: float = 1e-5, hi: float = 0.1) -> Param:
+def lr(default, lo: float = 1e-5, hi: float = 0.1, *, help: str = "learning rate", origin="") -> Param:
     """A learning rate (> 0), tuned on a log scale."""
-    return positive(default, search=log_range(lo, hi), help="learning rate")
+    return positive(default, search=log_range(lo, hi), help=help, origin=origin)
 
 
-def epochs(default, lo: float = 0.5, hi: float = 10) -> Param:
+def epochs(default, lo: float = 0.5, hi: float = 10, *, help: str = "passes over the data", origin="") -> Param:
     """Passes over the method's training data (> 0; fractional: a random part of one pass)."""
-    return positive(default, search=log_range(lo, hi), help="passes over the data")
+    return positive(default, search=log_range(lo, hi), help=help, origin=origin)
 
 
-def batch_size(default) -> Param:
-    return Int(default, 1, search=None, help="samples per step")
+def batch_size(default, *, help: str = "samples per step", origin="") -> Param:
+    return Int(default, 1, search=None, help=help, origin=origin)

@@ -431,3 +431,43 @@ def baselines_markdown(cfg, methods=None) -> str:
         items.append(f"- **`{m}`** — {row['what it does']}. *Hyperparameters:* {row['hyperparameters']}. "
                      f"*Differs from its source:* {row['differs from its source']}. *Source:* {row['source']}.")
     return "\n".join(items)
+
+
+def _hp_cell(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def megu_hp_table(cfg, method: str = "megu") -> pd.DataFrame:
+    """MeGU's hyperparameters (or an ablation's) and where each value comes from, one row
+    per hyperparameter (index): its declared ``default``; its ``origin`` (``paper``: the
+    paper states it; ``ours``: the paper is silent, or we depart from what it states — the
+    declaration's :class:`~megu_lib.hparams.Param` ``origin``); what it means (the
+    declaration's ``help``); ``set by the profile``, the profile's value where it differs
+    from the default (its ``hp`` section, or its judge; the column only when there is one);
+    and, when the profile tunes the method (or takes its setting from another profile's
+    study, ``tuned_from``), one column ``tuned, <scenario>`` per tuned scenario with the
+    value the study chose, blank where it is what the method runs at untuned (the default,
+    or the profile's value): where tuning kept it, or did not search it. Every cell is text."""
+    from .methods import get_method
+    params = get_method(method).params
+    base = cfg.method_hp(method)
+    tuned_from = bool(cfg.tuned_from) and method in cfg.tuned_from["methods"]
+    if cfg.tuned(method):
+        scenarios = [s for s in SCENARIO_ORDER if s in cfg.tuning_section()["requests"]]
+    elif tuned_from:
+        scenarios = [s for s in SCENARIO_ORDER if s in cfg.scenarios]
+    else:
+        scenarios = []
+    tuned = {s: cfg.method_hp(method, s) for s in scenarios}
+    rows = []
+    for name, p in params.items():
+        row = {"hyperparameter": name, "default": _hp_cell(p.default), "origin": p.origin or "—",
+               "what it means": p.help or "—",
+               "set by the profile": _hp_cell(base[name]) if name in base and base[name] != p.default else ""}
+        untuned = base.get(name, p.default)
+        for s in scenarios:
+            value = tuned[s].get(name, untuned)
+            row[f"tuned, {s}"] = _hp_cell(value) if value != untuned else ""
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("hyperparameter")
+    return table if (table["set by the profile"] != "").any() else table.drop(columns="set by the profile")

@@ -131,10 +131,16 @@ class TrainConfig:
         return d
 
 
-#: Named presets. ``fast``: the CPU default for Fashion-MNIST with small_cnn.
-#: ``ssd_*``: the SSD benchmark protocol (Foster et al. 2024, the protocol MeGU's paper follows): SGD lr 0.1,
-#: momentum 0.9, weight decay 5e-4, batch 64, step decay x0.2. ``gpu``: one-cycle at
-#: batch 1024 for throughput on one GPU (52.6k img/s for resnet18 on one H100, 36k at batch 512).
+#: The named training schedules, each a :class:`TrainConfig` that :func:`train_config` looks up by name.
+#:
+#: * ``fast`` — the CPU default for Fashion-MNIST with ``small_cnn``; 3 epochs of SGD at
+#:   batch 128, one-cycle schedule peaking at lr 0.05.
+#: * ``ssd_cifar10``, ``ssd_cifar20``, ``ssd_cifar100`` — the SSD benchmark's protocol
+#:   (Foster et al. 2024), which MeGU's paper follows; SGD at lr 0.1 (momentum 0.9, weight
+#:   decay 5e-4, no Nesterov), batch 64, lr times 0.2 at each milestone, crops padded by 4;
+#:   20, 40 and 200 epochs.
+#: * ``gpu`` — one-cycle at batch 1024 (peak lr 0.4, 15 epochs, crops padded by 4), for
+#:   throughput on one GPU (measured in the README's performance table).
 PRESETS = {
     "fast": TrainConfig(epochs=3, batch_size=128, lr=0.05, schedule="onecycle"),
     "ssd_cifar10": TrainConfig(epochs=20, batch_size=64, lr=0.1, nesterov=False, schedule="step",

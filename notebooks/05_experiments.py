@@ -67,6 +67,17 @@ methods = tb.main_methods(df)
 display(Markdown(tb.baselines_markdown(cfg, methods)))
 
 # %% [markdown]
+# ### MeGU's hyperparameters
+#
+# Where each default of MeGU comes from — *paper* where the paper states it, *ours* where the
+# paper is silent or where we depart from it ({ref}`method-megu-hp`) — what it means, any value
+# this profile sets, and, where the profile tunes MeGU, the value its study chose in each
+# scenario (*chosen by tuning*; blank where the study kept what MeGU runs at untuned).
+
+# %% tags=["remove-input"]
+display(tb.megu_hp_table(cfg).style.set_properties(**{"white-space": "normal"}).set_uuid("megu_hp"))
+
+# %% [markdown]
 # ## How every method was tuned
 #
 # Where the profile has a `tuning` section, every method (MeGU included) gets the same

@@ -19,14 +19,17 @@ def bad_teacher(model, data, request, *, device, progress, seed, cache,
                 temperature=hp.positive(1.0, search=hp.one_of(1.0, 2.0, 4.0)),
                 retain_fraction=hp.fraction(0.3, lo_open=True, search=hp.linear_range(0.1, 1.0)),
                 augment=hp.flag(False)):
-    """The student (the model) minimises KL(teacher || student) of temperature-softened
-    outputs, where the teacher is the frozen original on retain samples and a randomly
-    initialised network of the same configuration (seeded by ``seed``) on forget samples.
+    """Bad Teacher (Chundawat et al. 2023): the student (the model) minimises
+    KL(teacher || student) of temperature-softened outputs, where the teacher is the frozen
+    original on retain samples and a randomly initialised network of the same configuration
+    (seeded by ``seed``) on forget samples.
 
     The training set is the whole forget set plus a seeded random ``retain_fraction`` of
     the retain set, shuffled together. Defaults from the reference (and the SSD
     benchmark's ``blindspot``): 1 epoch of Adam at lr 1e-4, batch 256, temperature 1,
-    30% of the retain set; the SSD benchmark feeds un-augmented images.
+    30% of the retain set; the SSD benchmark feeds un-augmented images. Hyperparameters:
+    ``epochs``, ``lr``, ``batch_size``, ``temperature``, ``retain_fraction``, ``augment``.
+    Deviations from the reference code: none known.
     """
     xr, yr = request.retain_data(data)
     xf, yf = request.forget_data(data)

@@ -19,14 +19,15 @@ from ._common import schedule
 def l1_sparse(model, data, request, *, device, progress, seed, cache,
               gamma=hp.Float(5e-4, 0, search=hp.log_range(1e-5, 1e-3)), epochs=hp.epochs(10), lr=hp.lr(0.01, 1e-4, 0.1),
               batch_size=hp.batch_size(256), augment=hp.flag(True)):
-    """Fine-tune on the retain set minimising ``CE + gamma_e * sum |w|`` over all
-    parameters, with ``gamma_e = gamma * (1 - e / epochs)`` in epoch ``e = 0, 1, ...``
-    (the reference decays it once per epoch).
+    """ℓ1-sparse unlearning (Jia et al. 2023): fine-tune on the retain set minimising
+    ``CE + gamma_e * sum |w|`` over all parameters, with ``gamma_e = gamma * (1 - e / epochs)``
+    in epoch ``e = 0, 1, ...`` (the reference decays it once per epoch).
 
     Defaults from the reference: ``gamma`` 5e-4 (the paper's choice; the repository
     passes it as ``--alpha``), 10 epochs, SGD at a constant lr 0.01 (decay milestones 91,
     136 lie beyond), momentum 0.9, weight decay 5e-4, batch 256, the training
-    augmentation.
+    augmentation. Hyperparameters: ``gamma``, ``epochs``, ``lr``, ``batch_size``,
+    ``augment``. Deviations from the reference code: none known.
     """
     x, y = request.retain_data(data)
     params = [p for p in model.parameters() if p.requires_grad]

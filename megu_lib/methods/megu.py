@@ -257,29 +257,65 @@ def fragment_align(model, data, request, parts: MeguParts, *, seed: int = 0, dev
                      "states: soft targets and noises on half of the forget samples (megu_paper: hard targets, "
                      "every sample noised); the paper's multimodal-LLM judge replaced by offline judges")
 def megu(model, data, request, *, device, progress, seed, cache,
-         judge=hp.Choice("text", _judges, help="the concept judge for T"),
-         transition=hp.Param(None, "value", none=True, validate=_matrix_problem,
+         judge=hp.Choice("text", _judges, origin="ours",
+                         help="the concept judge that scores concepts against labels for T (the paper: a multimodal "
+                              "LLM, our vlm)"),
+         transition=hp.Param(None, "value", none=True, validate=_matrix_problem, origin="ours",
                              help="a precomputed transition matrix (replaces the judge)"),
-         n_exemplars=hp.Int(10, 1, help="images per class shown to an image judge"),
-         rule=RULE, mix_weight=MIX_WEIGHT, use_pos=hp.flag(True), use_neg=hp.flag(True),
-         noise_steps=NOISE["steps"], noise_lr=NOISE["lr"], noise_lambda=NOISE["lam"],
-         noise_bank_size=NOISE["bank"], noise_norm=NOISE["norm"], noise_eps=NOISE["eps"].replace(default=0.3),
-         epochs=hp.epochs(1.0, 0.25, 5), lr=hp.lr(0.003, 1e-4, 0.1), batch_size=hp.batch_size(128),
-         retain_ratio=hp.Float(1.0, 0, search=hp.log_range(0.25, 8.0)),
-         momentum=hp.fraction(0.9, hi_open=True), weight_decay=hp.Float(5e-4, 0),
-         freeze_bn=hp.flag(False), label_smoothing=hp.fraction(0.0, hi_open=True),
-         bn_recalibrate=hp.Int(0, 0, help="clean retain samples to re-estimate BatchNorm with; 0: off"),
-         targets=hp.Choice("soft", ("hard", "soft"), search=hp.one_of("hard", "soft")),
-         noise_prob=hp.fraction(0.5, search=hp.linear_range(0.0, 1.0)),
-         subclass_labels=hp.Choice("other", ("other", "any"), search=hp.one_of("other", "any"),
+         n_exemplars=hp.Int(10, 1, origin="ours", help="images per concept shown to an image judge"),
+         rule=RULE.replace(origin="ours", help="the rule φ combining T and the model's prediction into y_p"),
+         mix_weight=MIX_WEIGHT.replace(origin="ours"),
+         use_pos=hp.flag(True, "add the positive noise N_pos[y_p] to forget samples", origin="paper"),
+         use_neg=hp.flag(True, "add the negative noise N_neg[y] to forget samples", origin="paper"),
+         noise_steps=NOISE["steps"].replace(origin="ours", help="Adam steps per noise"),
+         noise_lr=NOISE["lr"].replace(origin="ours", help="Adam learning rate of the noises (UNSIR's)"),
+         noise_lambda=NOISE["lam"].replace(origin="ours", help="weight λ of the noises' norm penalty (UNSIR's)"),
+         noise_bank_size=NOISE["bank"].replace(origin="ours", help="noises per class"),
+         noise_norm=NOISE["norm"].replace(origin="ours",
+                                          help="the norm penalty: squared L2 (UNSIR's) or L2 (the paper's ‖N‖)"),
+         noise_eps=NOISE["eps"].replace(default=0.3, origin="ours",
+                                        help="L∞ bound on every noise pixel, images in [0, 1] (None: unbounded, "
+                                             "as the paper)"),
+         epochs=hp.epochs(1.0, 0.25, 5, origin="ours", help="passes over the perturbed forget set"),
+         lr=hp.lr(0.003, 1e-4, 0.1, origin="ours", help="SGD learning rate of the fine-tuning (constant)"),
+         batch_size=hp.batch_size(128, origin="ours", help="samples per fine-tuning step"),
+         retain_ratio=hp.Float(1.0, 0, search=hp.log_range(0.25, 8.0), origin="ours",
+                               help="fresh retain samples per forget sample, each epoch"),
+         momentum=hp.fraction(0.9, hi_open=True, origin="ours", help="SGD momentum"),
+         weight_decay=hp.Float(5e-4, 0, origin="ours", help="SGD weight decay"),
+         freeze_bn=hp.flag(False, "keep BatchNorm statistics fixed while fine-tuning", origin="ours"),
+         label_smoothing=hp.fraction(0.0, hi_open=True, origin="ours", help="label smoothing on every sample"),
+         bn_recalibrate=hp.Int(0, 0, origin="ours",
+                               help="clean retain samples to re-estimate BatchNorm with after fine-tuning; 0: off"),
+         targets=hp.Choice("soft", ("hard", "soft"), search=hp.one_of("hard", "soft"), origin="ours",
+                           help="a forget sample's target: its perturbing label (hard, the paper's) or its "
+                                "perturbing scores normalised (soft)"),
+         noise_prob=hp.fraction(0.5, search=hp.linear_range(0.0, 1.0), origin="ours",
+                                help="chance that a forget sample carries the noises at a step (1: the paper)"),
+         subclass_labels=hp.Choice("other", ("other", "any"), search=hp.one_of("other", "any"), origin="ours",
                                    help="subclass scenario: a coarse label other than the sample's own, or any")):
-    """MeGU on ``model`` (a copy), for ``request``: :func:`megu_parts`, then :func:`fragment_align`.
+    """MeGU (Wang et al. 2026, arXiv 2602.17088) on ``model`` (a copy), for ``request``:
+    :func:`megu_parts` (the transition matrix T, the perturbing labels y_p, the positive and
+    negative noises), then :func:`fragment_align` (fine-tuning on the noised, relabelled
+    forget set together with retain data).
+
+    There is no reference code. Where we depart from what the paper states, each a
+    hyperparameter: soft targets (``targets``), noises on only part of the forget samples
+    at each step (``noise_prob``), the noises' L∞ bound (``noise_eps``) and squared-L2
+    penalty (``noise_norm``), and an offline judge (``judge``) in place of the paper's
+    multimodal LLM. Every other default is ours where the paper is silent. Each declaration
+    says which (``origin``: ``"paper"`` or ``"ours"``), and
+    :func:`megu_lib.tables.megu_hp_table` lists them with the values tuning chose.
 
     ``judge``: the concept judge for T (``text``, ``features``, ``vlm``, ``clip``,
     ``uniform``); ``transition``: a precomputed matrix (tensor or TransitionMatrix) that
     replaces the judge. ``rule``/``mix_weight``: φ (see :mod:`megu_lib.perturb`).
     ``use_pos``/``use_neg``: the two noises. ``noise_*``: noise optimisation (steps, Adam
-    lr, λ, noises per class, regulariser, L∞ bound ``noise_eps`` in pixel units).
+    lr, λ, noises per class, penalty, L∞ bound ``noise_eps`` in pixel units).
+    ``noise_norm``: ``"l2sq"``, the squared L2 norm (ours, after UNSIR, whose noise MeGU's
+    negative noise is), or ``"l2"``, the paper's plain norm. ``noise_eps``: ours, the paper
+    bounds nothing, but an unbounded error-maximising noise grows far larger than the image
+    it is added to.
     ``freeze_bn``: keep BatchNorm statistics fixed while fine-tuning (ours: the perturbed
     forget samples would otherwise shift them for every class); ``bn_recalibrate``: after
     fine-tuning, re-estimate BatchNorm statistics from this many clean retain samples
@@ -312,16 +348,22 @@ _MEGU_HP = tuple(p for p in inspect.signature(megu).parameters
 
 
 def _variant(name: str, summary: str, **fixed):
-    """Register an ablation: MeGU with some knobs fixed (and removed from its hyperparameters)."""
+    """Register an ablation: MeGU with some knobs fixed (and removed from its hyperparameters).
+    The function is also a name of this module, so the API reference documents it."""
     VARIANTS[name] = dict(fixed)
 
     def fn(model, data, request, **kw):
         return megu(model, data, request, **kw, **fixed)
     sig = inspect.signature(megu)
     fn.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name not in fixed])
-    fn.__doc__ = f"MeGU ablation: {summary} (fixed: {fixed})."
+    fn.__name__ = fn.__qualname__ = name
+    settings = ", ".join(f"``{k}={v!r}``" for k, v in fixed.items())
+    fn.__doc__ = (f"MeGU variant: {summary}.\n\n:func:`megu` with {settings} fixed (no longer hyperparameters "
+                  "of this method); every other hyperparameter, its default and its origin are :func:`megu`'s, "
+                  "and so are the remaining deviations from the paper.")
     register(name, summary=summary, source=SOURCE + " Ablation as in the paper's component study.",
              deviations=f"as megu's, but with {', '.join(f'{k}={v!r}' for k, v in fixed.items())}")(fn)
+    globals()[name] = fn
 
 
 _variant("megu_paper", "MeGU as the paper states it: hard perturbing labels, every forget sample noised",

@@ -37,7 +37,8 @@ def neggrad(model, data, request, *, device, progress, seed, cache,
             alpha=hp.fraction(0.9999, search=hp.one_of(0.9, 0.95, 0.99, 0.999, 0.9999)), epochs=hp.epochs(5),
             lr=hp.lr(0.01, 1e-4, 0.1), batch_size=hp.batch_size(32), forget_batch_size=hp.batch_size(16),
             anchor=hp.Float(5e-4, 0, search=hp.log_range(1e-5, 1e-2)), augment=hp.flag(False)):
-    """Gradient descent on the retain set and ascent on the forget set, in one loss:
+    """NegGrad+ (the baseline of Kurmanji et al. 2023): gradient descent on the retain set
+    and ascent on the forget set, in one loss:
     ``alpha * (CE(retain) + anchor/2 * ||w - w0||^2) - (1 - alpha) * CE(forget)``, where
     ``w0`` are the original weights.
 
@@ -49,7 +50,9 @@ def neggrad(model, data, request, *, device, progress, seed, cache,
     the original weights with the training weight decay 5e-4, no augmentation. Its
     small-scale notebook uses alpha 0.95, 10 epochs, batches 32/64: with the tiny alpha
     the ascent term only bites once the forget loss is large, so lower ``alpha`` for
-    stronger forgetting.
+    stronger forgetting. Hyperparameters: ``alpha``, ``epochs``, ``lr``, ``batch_size``,
+    ``forget_batch_size``, ``anchor`` (the pull's weight; 0: off), ``augment``. Deviations
+    from the reference code: none known.
     """
     xr, yr = request.retain_data(data)
     xf, yf = request.forget_data(data)

@@ -16,14 +16,17 @@ from ._common import random_wrong_labels, schedule
 def random_label(model, data, request, *, device, progress, seed, cache,
                  epochs=hp.epochs(3), lr=hp.lr(1e-4, 1e-5, 1e-2), batch_size=hp.batch_size(128),
                  augment=hp.flag(False)):
-    """Each forget sample gets one random wrong label (drawn once, seeded); the model is
-    then trained on forget ∪ retain, shuffled together, with cross-entropy.
+    """Amnesiac unlearning (Graves et al. 2021), as the SSD benchmark runs it: each forget
+    sample gets one random wrong label (drawn once, seeded); the model is then trained on
+    forget ∪ retain, shuffled together, with cross-entropy.
 
     Wrong labels: in the class scenario drawn from the retained classes (the reference
     removes the forgotten class from the choices); otherwise any class but the sample's
     own (the reference's random-forgetting rule; in the subclass scenario that excludes
     the superclass). Defaults from the SSD benchmark's ``amnesiac``: 3 epochs of Adam at
-    lr 1e-4 (no weight decay), batch 128, un-augmented images.
+    lr 1e-4 (no weight decay), batch 128, un-augmented images. Hyperparameters:
+    ``epochs``, ``lr``, ``batch_size``, ``augment``. Deviations from the reference code:
+    none known.
     """
     xr, yr = request.retain_data(data)
     xf, yf = request.forget_data(data)

@@ -26,9 +26,16 @@ def retrain(model, data, request, *, device, progress, seed, cache,
             train=hp.Param(None, "value", none=True, validate=_schedule_problem,
                            help="a training preset name, a mapping of schedule fields or a TrainConfig"),
             init_seed=hp.Int(None, lo=0, none=True)):
-    """``train``: the schedule (default: the one the original was trained with, recorded on
-    the model as ``train_config``; else the ``fast`` preset). ``init_seed``: the seed of
-    the new initialisation and data order (default: the original's training seed).
+    """Exact unlearning, the reference of every comparison: a new model of the original's
+    architecture, every weight initialised afresh, trained on the retain set alone with the
+    original's schedule (the SSD benchmark's protocol, Foster et al. 2024, with every layer
+    re-initialised, not only the last). It returns a new model (through
+    :func:`~megu_lib.checkpoints.fit_model`, cached by what determines it).
+
+    Hyperparameters: ``train``, the schedule (default: the one the original was trained
+    with, recorded on the model as ``train_config``; else the ``fast`` preset);
+    ``init_seed``, the seed of the new initialisation and data order (default: the
+    original's training seed).
 
     Time: the recorded training time of the retrained model, also when it comes from the
     cache (a counted :class:`~megu_lib.methods.TimedPart`)."""

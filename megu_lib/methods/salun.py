@@ -39,7 +39,8 @@ def salun(model, data, request, *, device, progress, seed, cache,
           mask_ratio=hp.fraction(0.5, lo_open=True, search=hp.one_of(0.1, 0.3, 0.5, 0.7, 0.9)), epochs=hp.epochs(10),
           lr=hp.lr(0.013, 1e-4, 0.1), batch_size=hp.batch_size(256), weight_decay=hp.Float(5e-4, 0),
           augment=hp.flag(True)):
-    """SalUn for classification.
+    """SalUn (Fan et al. 2024) for classification: random-label fine-tuning that moves only
+    the weights most salient for the forget loss.
 
     1. Saliency mask (:func:`saliency_mask`): the top ``mask_ratio`` of the weights by
        the magnitude of the forget-set loss gradient.
@@ -51,7 +52,10 @@ def salun(model, data, request, *, device, progress, seed, cache,
 
     Defaults from the reference's README example (ResNet18, CIFAR-10): mask ratio 0.5, 10
     epochs, SGD lr 0.013 (constant: its decay milestones 91, 136 lie beyond), momentum
-    0.9, weight decay 5e-4, batch 256, the training augmentation.
+    0.9, weight decay 5e-4, batch 256, the training augmentation. Hyperparameters:
+    ``mask_ratio``, ``epochs``, ``lr``, ``batch_size``, ``weight_decay``, ``augment``.
+    Deviations from the reference code: none known; the folded weight decay gives what its
+    restore step gives.
     """
     xr, yr = request.retain_data(data)
     xf, yf = request.forget_data(data)

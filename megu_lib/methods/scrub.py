@@ -22,7 +22,7 @@ def scrub(model, data, request, *, device, progress, seed, cache,
           alpha=hp.Float(0.001, 0, search=hp.log_range(1e-4, 1.0)),
           gamma=hp.Float(0.99, 0, search=hp.one_of(0.5, 0.99)),
           batch_size=hp.batch_size(256), forget_batch_size=hp.batch_size(512), augment=hp.flag(False)):
-    """SCRUB with the frozen original as teacher and the model as student.
+    """SCRUB (Kurmanji et al. 2023) with the frozen original as teacher and the model as student.
 
     Each epoch is a max-step pass over the forget set (only in the first ``msteps``
     epochs), minimising ``-T^2 KL(teacher || student)``, then a min-step pass over the
@@ -34,7 +34,9 @@ def scrub(model, data, request, *, device, progress, seed, cache,
     ``msteps`` 2, SGD at a constant lr 5e-4 (its decay epochs 3, 5, 9 fall after the
     last), momentum 0.9, weight decay 5e-4, temperature 4, ``gamma`` 0.99 (the CE weight)
     and ``alpha`` 0.001 (the KL weight; the paper's notation), retain batches of 256 and
-    forget batches of 512 (its loaders), no augmentation.
+    forget batches of 512 (its loaders), no augmentation. Hyperparameters: ``epochs``,
+    ``msteps``, ``lr``, ``temperature``, ``alpha``, ``gamma``, ``batch_size``,
+    ``forget_batch_size``, ``augment``. Deviations from the reference code: none known.
     """
     xr, yr = request.retain_data(data)
     xf, yf = request.forget_data(data)

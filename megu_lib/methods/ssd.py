@@ -36,7 +36,10 @@ def ssd(model, data, request, *, device, progress, seed, cache,
         alpha=hp.positive(10.0, search=hp.log_range(5.0, 50.0)), lam=hp.positive(1.0, search=hp.log_range(0.1, 1.0)),
         batch_size=hp.batch_size(64), importance_on=hp.Choice("train", IMPORTANCE_SETS),
         importance_fraction=hp.fraction(1.0, lo_open=True)):
-    """Selective Synaptic Dampening, retraining-free.
+    """Selective Synaptic Dampening (Foster et al. 2024), retraining-free: the parameters
+    far more important to the forget set than to the data are shrunk in one step.
+    Hyperparameters: ``alpha``, ``lam``, ``batch_size``, ``importance_on``,
+    ``importance_fraction``; the one deviation from the reference code is at the end.
 
     Importances ``[]_D`` (on the whole training set, or the retain set with
     ``importance_on="retain"``) and ``[]_Df`` (on the forget set) are diagonal Fisher

@@ -50,10 +50,18 @@ def unsir(model, data, request, *, device, progress, seed, cache,
           impair_lr=hp.lr(1e-4, 1e-5, 0.05), repair_lr=hp.lr(1e-4, 1e-5, 0.05),
           impair_epochs=hp.epochs(1.0, 0.5, 3), repair_epochs=hp.epochs(1.0, 0.5, 3),
           impair_batch_size=hp.batch_size(32), repair_batch_size=hp.batch_size(128)):
-    """``noise_per_class``: distinct noises per forget class (the bank); ``noise_repeats``:
-    how many times the bank appears in the impair set (noise samples per forget class =
-    ``noise_per_class x noise_repeats``); ``retain_per_class``: retain samples per class in the
-    impair and repair sets.
+    """UNSIR (Tarun et al. 2023), as the SSD benchmark runs it: impair the model on
+    error-maximising noises of the forget classes mixed with a retain subsample, then
+    repair it on the retain subsample; the module's docstring gives the defaults' sources
+    and the deviations from the reference code.
+
+    Hyperparameters: ``noise_steps``, ``noise_lr``, ``noise_lambda`` (the noises'
+    optimisation, shared with MeGU's); ``noise_per_class``: distinct noises per forget
+    class (the bank); ``noise_repeats``: how many times the bank appears in the impair set
+    (noise samples per forget class = ``noise_per_class x noise_repeats``);
+    ``retain_per_class``: retain samples per class in the impair and repair sets;
+    ``impair_lr``, ``repair_lr``, ``impair_epochs``, ``repair_epochs``,
+    ``impair_batch_size``, ``repair_batch_size``: Adam's schedule in each phase.
 
     Time: the noises' recorded optimisation time counts, also when they come from the cache."""
     labels = request.train_labels(data)
