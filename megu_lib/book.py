@@ -203,7 +203,8 @@ def check_notebook(path) -> list[str]:
                     problems.append(f"cell {i} has an empty output")
             elif out.output_type in ("display_data", "execute_result"):
                 data = out.get("data", {})
-                figures += any(k.startswith("image/") for k in data)
+                # a figure shown, or glued for a glue:figure directive (myst-nb's papermill-record keys)
+                figures += any(k.split("application/papermill.record/")[-1].startswith("image/") for k in data)
                 shown = {k: v for k, v in data.items() if not k.startswith("application/papermill")}
                 if shown and not any(str(v).strip() for v in shown.values()):
                     problems.append(f"cell {i} has an empty output")

@@ -204,7 +204,11 @@ def _rank_among_baselines(df, scenario: str, focus: str):
     methods = [*baselines_of(df), focus]
     return gap_ranking(df, scenario, methods)
 
-def _claim_scenario(df, scenario: str, where, focus="megu") -> Claim:
+def scenario_claim(df, scenario: str, where, focus="megu") -> Claim:
+    """The claim "MeGU beats the baselines in ``scenario`` forgetting" on the records ``df``:
+    MeGU's rank among the baselines by mean gap over seeds, and a paired bootstrap interval of
+    its difference to the closest baseline (the rival); *not meaningful* where doing nothing is
+    as close to retrain as the best method. ``where``: the records' group label."""
     name, paper = f"beats the baselines in {scenario} forgetting", "MeGU best"
     sub = df[df.scenario == scenario]
     if not len(sub):
@@ -277,7 +281,7 @@ def check_claims(df: pd.DataFrame) -> pd.DataFrame:
             where = f"{dataset} / {arch}"
             group = [_claim_retain(g, where, focus), _claim_mia(g, "ssd", "mia_vs_ssd", where, focus),
                      _claim_mia(g, "unsir", "mia_vs_unsir", where, focus), _claim_time(g, where, focus)]
-            group += [_claim_scenario(g, s, where, focus) for s in SCENARIO_ORDER]
+            group += [scenario_claim(g, s, where, focus) for s in SCENARIO_ORDER]
             warning = original_chance_note(g)
             if warning:  # an original at chance: no verdict means anything
                 group = [dataclasses.replace(c, verdict=MEANINGLESS, why=warning) for c in group]

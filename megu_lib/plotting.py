@@ -45,6 +45,8 @@ DPI = 200
 CSS_PX_PER_INCH = DPI / 2
 #: The widest figure (inches) the column shows without scaling it down.
 MAX_WIDTH_IN = COLUMN_PX / CSS_PX_PER_INCH
+#: The margin (inches) around a saved figure's content.
+PAD_IN = 0.04
 #: The smallest font size (points) a figure may use.
 MIN_FONT_PT = 9.0
 #: The floor for text as the reader sees it, in CSS pixels (9 pt at 96 px per inch).
@@ -80,7 +82,9 @@ def legibility(fig) -> dict:
     scale the column will show it at (1: full size) and its smallest text as displayed (CSS px),
     with ``problems`` (empty when it meets :data:`MIN_TEXT_PX` and fits the column)."""
     sizes = text_sizes(fig)
-    width = float(fig.get_size_inches()[0])
+    # the width as saved: cropped to the content, which texts outside the axes can widen
+    tight = fig.get_tightbbox(fig.canvas.get_renderer())
+    width = float(tight.width) + 2 * PAD_IN
     scale = min(1.0, MAX_WIDTH_IN / width)
     smallest = min(sizes) if sizes else MIN_FONT_PT
     shown = smallest * CSS_PX_PER_INCH / 72 * scale
@@ -103,7 +107,7 @@ def figure_png(fig) -> tuple[bytes, dict]:
     sizes = text_sizes(fig)
     smallest = min(sizes) if sizes else MIN_FONT_PT
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.05, facecolor="white",
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=PAD_IN, facecolor="white",
                 metadata={"megu:min_text_px": f"{smallest * DPI / 72:.2f}", "Software": "megu_lib"})
     png = buf.getvalue()
     width, height = Image.open(io.BytesIO(png)).size
@@ -188,9 +192,10 @@ def _place_labels(ax, points, labels, colors=None, weights=None, offset=(4, 3)):
     notes = [ax.annotate(str(lab), (x, y), xytext=offset, textcoords="offset points", color=c, fontweight=w,
                          fontsize=9, arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5, shrinkA=0, shrinkB=2))
              for (x, y), lab, c, w in zip(points, labels, colors, weights)]
+    fig.canvas.draw()
+    _keep_inside(ax, notes)
     if len(notes) < 2:
         return notes
-    fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     px_to_pt = 72 / fig.dpi
     def box(note):  # the text's own box, without its leader line
@@ -211,6 +216,17 @@ def _place_labels(ax, points, labels, colors=None, weights=None, offset=(4, 3)):
             note.xyann = (x0, y0 + dy * px_to_pt)
         placed.append(box(note))
     return notes
+
+
+def _keep_inside(ax, notes):
+    """Labels that would stick out of the axes on the right are put left of their point."""
+    renderer = ax.figure.canvas.get_renderer()
+    right = ax.get_window_extent(renderer).x1
+    for note in notes:
+        note.update_positions(renderer)
+        if matplotlib.text.Text.get_window_extent(note, renderer).x1 > right:
+            note.xyann = (-note.xyann[0], note.xyann[1])
+            note.set_horizontalalignment("right")
 
 
 
@@ -468,7 +484,7 @@ def image_grid(images, titles=None, *, ncols: int = 6, row_labels=None, noise: b
 
 
 # --------------------------------------------------------------------------- the records' figures
-#: Colours for the baselines: none of them red (MeGU's) or grey (the original's).
+#: Colours for the baselines, none of them red (MeGU's) or grey (the original's).
 BASELINE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#bcbd22", "#17becf", "#1b3a6b",
                    "#b8860b", "#00897b", "#6a3d9a", "#4daf4a")
 

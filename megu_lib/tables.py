@@ -58,7 +58,7 @@ RANKING_LABELS = {"gap": "mean gap (pts)", "ci_low": "95 % low", "ci_high": "95 
 
 GAP_LABELS = {"gap": "mean gap", "gap_retain_acc": "retain acc.", "gap_forget_acc": "forget acc.",
               "gap_test_acc": "test acc.", "gap_mia": "MIA"}
-TABLE_COLUMNS = ("retain_acc", "forget_acc", "test_acc", "mia", "seconds", "gap")
+TABLE_COLUMNS = ("gap", "retain_acc", "forget_acc", "test_acc", "mia", "seconds")  # the decisive column first
 
 
 # --------------------------------------------------------------------------- selections
@@ -164,8 +164,9 @@ def best_per_column(table: pd.DataFrame) -> dict:
     return best
 
 
-def style_table(table: pd.DataFrame, *, digits: int = 2, uuid: str = "t"):
-    """``mean ± std`` cells (plain means when every std is 0: one run per method), readable
+def style_table(table: pd.DataFrame, *, digits: int = 1, uuid: str = "t"):
+    """``mean ± std`` cells to ``digits`` decimals (one: the table stays within the book's column;
+    plain means when every std is 0: one run per method), readable
     headers, the best entry of each column in bold on green (closest to retrain for the
     metrics, smallest for time and gap; references excluded) and the reference rows in grey."""
     best = best_rows(table, digits)
@@ -359,23 +360,6 @@ def ablation_table(effects: pd.DataFrame) -> pd.DataFrame:
     out = out.rename(columns={"gap": "gap (pts)", "delta_gap": "Δ gap (pts)", "delta_forget_acc": "Δ forget acc. (pts)",
                               "delta_retain_acc": "Δ retain acc. (pts)", "delta_seconds": "Δ time (s)"})
     return out.round(2)
-
-def ablation_sentence(effects: pd.DataFrame) -> str:
-    """Plain words on which component matters most (Markdown)."""
-    mean = effects.groupby("component").delta_gap.mean().sort_values()
-    worst, best = mean.index[-1], mean.index[0]
-    helping = [c for c, v in mean.items() if v > 0]
-    text = ""
-    if mean[worst] > 0:
-        text += (f"Averaged over the scenarios, the ablation that moves MeGU furthest from retrain is "
-                 f"**{worst}** ({mean[worst]:+.2f} points of gap). ")
-    if mean[best] < 0:
-        text += (f"**{best}** brings it *closer* ({mean[best]:+.2f} points): on this profile the part it removes "
-                 "does not earn its keep. ")
-    text += (f"{len(helping)} of {len(mean)} ablations increase the gap, i.e. the removed part helps."
-             if helping else "No ablation increases the gap: on this profile no single component helps.")
-    return text
-
 
 def baselines_table(cfg, methods=None) -> pd.DataFrame:
     """The methods as the profile runs them: what each does, its source, what we do

@@ -28,12 +28,12 @@ forget_class = None  # None: the profile's notebook.forget_class
 seed = None  # None: the profile's first seed
 device = None  # None: the profile's device
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 from myst_nb import glue
 
 import megu_lib as ml
-from megu_lib.plotting import per_class_bars, show_examples
+from megu_lib.plotting import glue_figure, per_class_bars, show_examples
 from megu_lib.profile import chapter_setup
 
 setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
@@ -48,8 +48,16 @@ print(request)
 #
 # A few training images of each class; the class to forget is marked in red.
 
-# %%
+# %% tags=["hide-input"]
 fig = show_examples(data, per_class=8, seed=seed, highlight=request.forget)
+glue_figure("fig-00-examples", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-00-examples
+# :name: fig-00-examples
+#
+# A few training images of each class; the class this page forgets is marked in red.
+# :::
 
 # %% [markdown]
 # ## Training the original and retraining without the class
@@ -59,16 +67,16 @@ fig = show_examples(data, per_class=8, seed=seed, highlight=request.forget)
 # forgotten class. Both are cached by a hash of everything that determines them, so a
 # re-run of this page does not train again.
 
-# %%
+# %% tags=["hide-input"]
 retrained, retrain_seconds, _ = ml.unlearn("retrain", original, data, request, device=cfg.device)
 rows = {"original": ml.evaluate(original, data, request, max_retain=max_retain_eval, seed=seed),
         "retrain": ml.evaluate(retrained, data, request, max_retain=max_retain_eval, seed=seed)}
 table = pd.DataFrame(rows).T[["retain_acc", "forget_acc", "test_acc", "test_retain_acc",
                               "test_forget_acc", "mia", "mia_loss"]]
 table["seconds"] = [original.train_seconds, retrain_seconds]
-table.round(2)
+table.T.round(2)  # one row per measure: the page's column holds it whole
 
-# %%
+# %% tags=["remove-cell"]
 for name, metrics in rows.items():
     for key, value in metrics.items():
         glue(f"{name}_{key}", value, display=False)
@@ -98,9 +106,18 @@ glue("n_forget", len(request.forget_idx), display=False)
 # untouched when the model is retrained; the classes that share features with the
 # forgotten one are where an unlearning method is most likely to do collateral damage.
 
-# %%
+# %% tags=["hide-input"]
 per_class = pd.concat([
     pd.DataFrame({"class": list(acc), "accuracy": list(acc.values()), "model": name})
     for name, acc in (("original", ml.per_class_accuracy(original, data)),
                       ("retrain", ml.per_class_accuracy(retrained, data)))])
 fig = per_class_bars(per_class, title=f"Forgetting {request.forget[0]!r}", highlight=request.forget)
+glue_figure("fig-00-per-class", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-00-per-class
+# :name: fig-00-per-class
+#
+# Test accuracy per class of the original model and of the model retrained without the
+# forgotten class (marked in red).
+# :::

@@ -37,12 +37,14 @@ max_samples = 10000  # training images used to estimate the patterns
 difficulty_classes = 5  # classes forgotten one at a time by plain fine-tuning (0: skip that section)
 difficulty_epochs = 0.5  # epochs of fine-tuning on the retain set, per class
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown
 from myst_nb import glue
 
 import megu_lib as ml
+from megu_lib import verdicts as vd
 from megu_lib.entanglement import (
     class_patterns,
     confusion_rates,
@@ -51,7 +53,7 @@ from megu_lib.entanglement import (
     overlap_confusion,
 )
 from megu_lib.metrics import spearman
-from megu_lib.plotting import labelled_scatter, matrix_heatmap, pattern_membership
+from megu_lib.plotting import glue_figure, labelled_scatter, matrix_heatmap, notice_figure, pattern_membership
 from megu_lib.profile import chapter_setup
 
 setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
@@ -69,15 +71,24 @@ print(f"profile {cfg.name!r}: {data.name}, {cfg.model['arch']}, forget class {fo
 # their Jaccard index $|P_i \cap P_j| / |P_i \cup P_j|$: 0 when they have no channel in common,
 # 1 when they are the same set.
 
-# %%
+# %% tags=["hide-input"]
 patterns, features, labels = model_patterns(original, data, q=q, max_samples=max_samples, seed=seed,
                                             device=cfg.device)
 overlap = patterns.overlap()
 fig = matrix_heatmap(overlap, title=f"Jaccard overlap of class patterns (q = {q})", xlabel="class j",
                      ylabel="class i", cbar_label=r"$|P_i \cap P_j| \,/\, |P_i \cup P_j|$", vmin=0, vmax=1,
                      highlight=request.forget)
+glue_figure("fig-01-overlap", fig)
 
-# %%
+# %% [markdown]
+# :::{glue:figure} fig-01-overlap
+# :name: fig-01-overlap
+#
+# Jaccard overlap of the classes' feature patterns in the original model (our measure: the
+# top share q of penultimate channels per class); the class to forget in red.
+# :::
+
+# %% tags=["remove-cell"]
 pairs_all = overlap.where(~np.eye(len(overlap), dtype=bool)).stack()
 top_pair = pairs_all.idxmax()
 entanglement = patterns.entanglement()
@@ -107,7 +118,7 @@ glue("ent_n_classes", len(entanglement), display=False)
 # has (unique). Below, every column is one channel of the forgotten class's pattern and every
 # row a class; a filled cell means that class's pattern contains the channel too.
 
-# %%
+# %% tags=["hide-input"]
 glue("forget_class", forget_name, display=False)
 split = patterns.split(k)
 partner = overlap.loc[forget_name].drop(forget_name)
@@ -116,6 +127,17 @@ glue("ent_n_unique", len(split["unique"]), display=False)
 glue("ent_partner", str(partner.idxmax()), display=False)
 glue("ent_partner_overlap", float(partner.max()), display=False)
 fig = pattern_membership(patterns, k)
+glue_figure("fig-01-pattern", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-01-pattern
+# :name: fig-01-pattern
+#
+# The feature pattern of the class to forget. Top: each column is one channel of its pattern,
+# each row a class; a filled cell means that class's pattern holds the channel too (shared
+# channels left of the red line, unique ones right of it). Bottom: each other class's Jaccard
+# overlap with it.
+# :::
 
 # %% [markdown]
 # Of the {glue:text}`ent_pattern_size` channels of {glue:text}`forget_class`'s pattern,
@@ -133,7 +155,7 @@ fig = pattern_membership(patterns, k)
 # directions' confusion rates). The correlation is Spearman's rank correlation (many pairs
 # have no overlap at all, so ranks, not a linear fit, are the honest summary).
 
-# %%
+# %% tags=["hide-input"]
 test_labels = data.targets("test")
 logits = ml.predict_logits(original, data.test_x, device=cfg.device)
 confusion = confusion_rates(logits, test_labels, data.class_names())
@@ -151,6 +173,16 @@ fig = labelled_scatter(pairs, "overlap", "confusion", label="pair", annotate=5, 
                        xlabel="Jaccard overlap of the two classes' patterns",
                        ylabel="confusion rate (%, symlog scale)",
                        title=f"{len(pairs)} class pairs, Spearman ρ = {rho:.2f}")
+glue_figure("fig-01-confusion", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-01-confusion
+# :name: fig-01-confusion
+#
+# Each point is a pair of classes: the overlap of their feature patterns against how often the
+# original model confuses them on the test set (the mean of both directions, symlog scale). The
+# five most confused pairs are named.
+# :::
 
 # %% [markdown]
 # Over the {glue:text}`ent_n_pairs` pairs of classes the rank correlation between pattern
@@ -161,10 +193,11 @@ fig = labelled_scatter(pairs, "overlap", "confusion", label="pair", annotate=5, 
 # premise that the features a model shares between classes are the ones its concepts are
 # entangled by (we call ρ > 0.2 consistent with it).
 #
-# The pattern size $q$ is our choice, so the correlation should not hinge on it. The same
-# computation for other values of $q$, on the same features:
+# The pattern size $q$ is our choice. If the premise holds, the correlation should survive
+# other choices; whether it does is part of the test, and the verdict at the end of the page
+# reads it. The same computation for other values of $q$, on the same features:
 
-# %%
+# %% tags=["hide-input"]
 q_values = sorted({0.05, 0.1, 0.2, 0.3, q})
 sensitivity = []
 for qq in q_values:
@@ -189,7 +222,7 @@ pd.DataFrame(sensitivity).set_index("q").round(2)
 # that is left, and the other classes' mean accuracy before and after. This check is ours;
 # the other methods' version of it is in the chapter on the experiments.
 
-# %%
+# %% tags=["hide-input"]
 ranked = list(entanglement.sort_values(ascending=False).index)
 n_pick = min(int(difficulty_classes), len(ranked))
 picked = [ranked[int(round(i))] for i in np.linspace(0, len(ranked) - 1, n_pick)] if n_pick > 1 else ranked[:n_pick]
@@ -198,10 +231,10 @@ if n_pick and forget_name not in picked:  # always include the class to forget, 
     picked[picked.index(nearest)] = forget_name
 difficulty = forgetting_difficulty(original, data, picked, epochs=difficulty_epochs, seed=seed, device=cfg.device)
 difficulty["entanglement"] = difficulty["class"].map(entanglement)
-difficulty[["class", "entanglement", "acc_before", "acc_after", "left", "others_before", "others_after",
-            "seconds"]].round(2)
+difficulty.set_index("class")[["entanglement", "acc_before", "acc_after", "left", "others_before",
+                               "others_after"]].round(2)
 
-# %%
+# %% tags=["hide-input"]
 if len(difficulty):
     rho_left = spearman(difficulty.entanglement, difficulty.acc_after)
     lost, kept = difficulty.loc[difficulty.acc_after.idxmin()], difficulty.loc[difficulty.acc_after.idxmax()]
@@ -212,6 +245,8 @@ if len(difficulty):
                                  f"Spearman ρ = {rho_left:.2f}")
 else:  # difficulty_classes = 0: the section is skipped
     rho_left, lost, kept = float("nan"), None, None
+    fig = notice_figure("difficulty_classes = 0: no class was fine-tuned away")
+glue_figure("fig-01-difficulty", fig)
 glue("ent_rho_left", rho_left, display=False)
 glue("ent_n_difficulty", len(difficulty), display=False)
 glue("ent_difficulty_epochs", float(difficulty_epochs), display=False)
@@ -221,6 +256,14 @@ for tag, row in (("lost", lost), ("kept", kept)):
     glue(f"ent_{tag}_after", float(row.acc_after) if row is not None else float("nan"), display=False)
 
 # %% [markdown]
+# :::{glue:figure} fig-01-difficulty
+# :name: fig-01-difficulty
+#
+# Each point is one class forgotten by plain fine-tuning on the retain set: its entanglement
+# (mean pattern overlap with the other classes) against its test accuracy afterwards; the
+# class this page forgets in red.
+# :::
+#
 # After {glue:text}`ent_difficulty_epochs:g` epoch(s) of fine-tuning without it,
 # {glue:text}`ent_lost_class` falls from {glue:text}`ent_lost_before:.0f`% to
 # {glue:text}`ent_lost_after:.0f`% test accuracy, while {glue:text}`ent_kept_class` goes from
@@ -235,3 +278,18 @@ for tag, row in (("lost", lost), ("kept", kept)):
 # the horizontal axis, yet some of them vanish too — a pattern of a few top channels misses
 # similarity that the model's confusions show. This is where MeGU must earn its keep: forget
 # the unique part of a class without pulling the shared part away from the classes that keep it.
+
+# %% tags=["remove-cell"]
+by_q = pd.DataFrame(sensitivity).set_index("q")
+verdict = vd.entanglement_verdict(rho, by_q["Spearman ρ (overlap, confusion)"].to_dict(),
+                                  by_q[f"unique channels of {forget_name}"].to_dict(), rho_left, q=q,
+                                  forget=forget_name)
+glue("ent_verdict", Markdown(verdict.markdown()), display=False)
+
+
+# %% [markdown]
+# ## Verdict
+#
+# ```{glue:md} ent_verdict
+# :format: myst
+# ```

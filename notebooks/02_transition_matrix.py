@@ -37,18 +37,21 @@ vlm_model = None  # a local folder (or cached Hugging Face id) of an image-text-
 clip_model = None  # a local folder (or cached id) of a CLIP-like model: adds the clip judge
 n_exemplars = 10  # exemplars per class (MeGU's default)
 
-# %%
+# %% tags=["hide-input"]
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the book never downloads weights behind the reader's back
 
 import pandas as pd
+from IPython.display import Markdown
 from myst_nb import glue
 
 import megu_lib as ml
+from megu_lib import verdicts as vd
 from megu_lib.concepts import judge_agreement, nearest_table
+from megu_lib.entanglement import confusion_rates
 from megu_lib.judges import get_judge
-from megu_lib.plotting import heatmaps_side_by_side, matrix_heatmap
+from megu_lib.plotting import glue_figure, heatmaps_side_by_side, matrix_heatmap
 from megu_lib.profile import chapter_setup
 
 setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
@@ -77,7 +80,7 @@ print(ml.build_prompt(forget_name))
 #
 # {glue:text}`tm_vlm_note`
 
-# %%
+# %% tags=["remove-cell"]
 glue("forget_class", forget_name, display=False)
 if vlm_model is not None:
     note = (f"The paper's judge ran here, on the local model {vlm_model!r}; its matrix is the `vlm` panel "
@@ -98,7 +101,7 @@ glue("tm_vlm_note", note, display=False)
 # candidate label; darker means less similar. The diagonal is 0 by construction (a sample is
 # never sent to its own label).
 
-# %%
+# %% tags=["hide-input"]
 matrices = {}
 for j in run:
     options = {"model_id": weights[j]} if weights.get(j) is not None else {}
@@ -108,14 +111,33 @@ glue("tm_n_exemplars", n_exemplars, display=False)
 fig = heatmaps_side_by_side({f"{j} judge": tm.to_frame() for j, tm in matrices.items()}, vmin=0, vmax=1,
                             xlabel="candidate label l", ylabel="concept c", cbar_label="T[c, l] (row min-max)",
                             annot=False, highlight=request.forget)
+glue_figure("fig-02-judges", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-02-judges
+# :name: fig-02-judges
+#
+# The transition matrix T of each judge, on one colour scale: rows are the concept c, columns
+# the candidate label l, darker is less similar; the diagonal is 0 by construction. The class to
+# forget is marked in red.
+# :::
 
 # %% [markdown]
 # The judge MeGU uses in the experiments, in full:
 
-# %%
+# %% tags=["hide-input"]
 main = cfg.judge if cfg.judge in matrices else run[0]
 fig = matrix_heatmap(matrices[main].to_frame(), title=f"T from the {main!r} judge", xlabel="candidate label l",
                      ylabel="concept c", cbar_label="T[c, l]", vmin=0, vmax=1, highlight=request.forget)
+glue_figure("fig-02-main", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-02-main
+# :name: fig-02-main
+#
+# T from the judge MeGU uses in the experiments, with its values (each row min-max normalised
+# over the other labels).
+# :::
 
 # %% [markdown]
 # ## Nearest concepts
@@ -124,7 +146,7 @@ fig = matrix_heatmap(matrices[main].to_frame(), title=f"T from the {main!r} judg
 # labels MeGU's perturbing rule will prefer for that class's forgotten samples (chapter
 # *Label perturbation*). A judge with no opinion (`uniform`) ties everywhere.
 
-# %%
+# %% tags=["hide-input"]
 nearest = nearest_table(matrices, top=3)
 for j in matrices:
     glue(f"tm_nearest_{j}", nearest.loc[forget_name, j], display=False)
@@ -143,15 +165,24 @@ nearest
 # single closest label is the same for both. A judge that ties a whole row (`uniform`) ranks
 # nothing, so both are undefined for it (shown empty).
 
-# %%
+# %% tags=["hide-input"]
 agreement = judge_agreement(matrices)
 spearman_table = agreement.pivot(index="judge_a", columns="judge_b", values="spearman").loc[run, run]
 top1_table = agreement.pivot(index="judge_a", columns="judge_b", values="top1").loc[run, run]
 fig = matrix_heatmap(spearman_table, title="Agreement of the judges' rankings", vmin=-1, vmax=1, cmap="RdBu_r",
                      xlabel="judge", ylabel="judge", cbar_label="mean Spearman ρ of rows", annot=True)
 top1_table.round(1).rename_axis(index="top-1 agreement (%)", columns="")
+glue_figure("fig-02-agreement", fig)
 
-# %%
+# %% [markdown]
+# :::{glue:figure} fig-02-agreement
+# :name: fig-02-agreement
+#
+# The mean Spearman rank correlation of two judges' rows (over the candidate labels, averaged
+# over the classes); empty for a judge that ties a whole row.
+# :::
+
+# %% tags=["remove-cell"]
 a, b = (run[0], run[1]) if len(run) >= 2 else (run[0], run[0])
 glue("tm_judge_a", a, display=False)
 glue("tm_judge_b", b, display=False)
@@ -174,7 +205,7 @@ glue("tm_pair_top1", float(top1_table.loc[a, b]), display=False)
 # the run that filled the cache (so a page rebuilt from the cache shows the original cost);
 # "loading" is the part spent loading weights.
 
-# %%
+# %% tags=["hide-input"]
 cost = pd.DataFrame([{"judge": j, "seconds": tm.seconds, "loading (s)": tm.details.get("load_seconds", 0.0),
                       "device": tm.details.get("device"), "from cache": tm.from_cache,
                       "weights": tm.model_id or "none"} for j, tm in matrices.items()]).set_index("judge")
@@ -189,5 +220,30 @@ cost.round(3)
 # pair — $K \times n \times K$ prompts, {glue:text}`tm_n_prompts` for this data set — which is
 # why it is estimated once and cached rather than per request.
 
-# %%
+# %% tags=["remove-cell"]
 glue("tm_n_prompts", len(data.class_names()) ** 2 * n_exemplars, display=False)
+
+# %% [markdown]
+# ## Are the judges' neighbours plausible?
+#
+# A judge's nearest concepts cannot be checked against the paper's (it publishes no matrix),
+# but they can be set against what the trained model itself confuses: for each class, is the
+# judge's closest label among the two classes the original model mistakes it for most often
+# on the test set? Chance is two in $K - 1$.
+
+# %% tags=["hide-input"]
+confusion = confusion_rates(ml.predict_logits(original, data.test_x, device=cfg.device), data.targets("test"),
+                            data.class_names())
+frames = {j: tm.to_frame() for j, tm in matrices.items() if j != "uniform"}
+verdict = vd.judges_verdict(frames, confusion, forget_name, used=cfg.judge) if frames else None
+glue("tm_verdict", Markdown(verdict.markdown() if verdict else "*Only the uniform judge ran: no neighbours to "
+                            "judge.*"), display=False)
+vd.judge_plausibility(frames, confusion).round(1) if frames else None
+
+
+# %% [markdown]
+# ## Verdict
+#
+# ```{glue:md} tm_verdict
+# :format: myst
+# ```

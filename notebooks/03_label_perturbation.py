@@ -47,18 +47,20 @@ n_exemplars = 10  # exemplars per class for T (MeGU's default)
 random_fraction = None  # None: the profile's random-scenario fraction (else 0.05)
 n_examples = 16  # forget images shown
 
-# %%
+# %% tags=["hide-input"]
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pandas as pd
 import torch
+from IPython.display import Markdown
 from myst_nb import glue
 
 import megu_lib as ml
+from megu_lib import verdicts as vd
 from megu_lib.perturb import label_flow, perturbing_labels, rule_agreement, target_shares
-from megu_lib.plotting import image_grid, matrix_heatmap
+from megu_lib.plotting import glue_figure, image_grid, matrix_heatmap
 from megu_lib.profile import chapter_setup
 
 setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
@@ -78,7 +80,7 @@ print(f"profile {cfg.name!r}: {data.name}; forget class {forget_name!r}; T from 
 # $T$ — and each cell the share of the forget samples sent to that label. The forgotten
 # class's own column is empty by construction.
 
-# %%
+# %% tags=["hide-input"]
 xf, yf = request.forget_data(data)
 concepts = T[cfg.judge].concept_ids(data)[request.forget_idx]
 probs = ml.predict_logits(original, xf, device=cfg.device).softmax(1)
@@ -95,8 +97,18 @@ fig = matrix_heatmap(shares, title=f"Perturbing labels of the {len(yf)} {forget_
                      xlabel="perturbing label y_p", ylabel=f"rule (T from {cfg.judge!r} unless named)",
                      cbar_label="share of forget samples (%)", fmt=".0f", vmin=0, vmax=100, cmap="mako_r",
                      highlight=request.forget)
+glue_figure("fig-03-shares", fig)
 
-# %%
+# %% [markdown]
+# :::{glue:figure} fig-03-shares
+# :name: fig-03-shares
+#
+# Where each labelling sends the training images of the class to forget: rows are labellings
+# (each rule with T from the profile's judge, then the product rule with each other judge's T),
+# cells the share of the forget samples sent to each perturbing label.
+# :::
+
+# %% tags=["remove-cell"]
 main_rule = "product" if "product" in labels else rules[0]
 top = shares.loc[main_rule].sort_values(ascending=False)
 glue("forget_class", forget_name, display=False)
@@ -126,7 +138,7 @@ glue("pl_n_targets", int((shares.loc[main_rule] > 0).sum()), display=False)
 # model's wrong label as their perturbing label: for those, MeGU's target is where the model
 # already puts them.
 
-# %%
+# %% tags=["hide-input"]
 g = torch.Generator().manual_seed(seed)
 show = torch.randperm(len(yf), generator=g)[:n_examples]
 pred = probs.argmax(1)
@@ -136,9 +148,16 @@ wrong = pred != yf
 glue("pl_n_wrong", int(wrong.sum()), display=False)
 glue("pl_keep_share", 100 * float((labels[main_rule][wrong] == pred[wrong]).float().mean()) if wrong.any()
      else float("nan"), display=False)
-fig = image_grid(xf[show], titles, ncols=8, title_colors=colors,
-                 title=f"{forget_name!r} training images: perturbing label (→) and the model's prediction "
-                       "(red: the model is wrong)")
+fig = image_grid(xf[show], titles, ncols=4, size=1.55, title_colors=colors)
+glue_figure("fig-03-examples", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-03-examples
+# :name: fig-03-examples
+#
+# Training images of the class to forget, each with its perturbing label under the main rule
+# (→) and the original model's top prediction (in red where the model is wrong).
+# :::
 
 # %% [markdown]
 # ## How much the rules agree
@@ -147,13 +166,21 @@ fig = image_grid(xf[show], titles, ncols=8, title_colors=colors,
 # model agree, `product`, `T` and `prediction` coincide; where they differ, the choice of
 # $\varphi$ — ours, not the paper's — decides.
 
-# %%
+# %% tags=["hide-input"]
 agree = rule_agreement(labels)
 fig = matrix_heatmap(agree, title="Agreement between labellings", xlabel="labelling", ylabel="labelling",
                      cbar_label="same perturbing label (% of forget samples)", fmt=".0f", vmin=0, vmax=100,
                      cmap="mako_r")
+glue_figure("fig-03-agreement", fig)
 
-# %%
+# %% [markdown]
+# :::{glue:figure} fig-03-agreement
+# :name: fig-03-agreement
+#
+# The share of forget samples (%) two labellings send to the same perturbing label.
+# :::
+
+# %% tags=["remove-cell"]
 def pair(a, b):
     return float(agree.loc[a, b]) if a in agree.index and b in agree.index else float("nan")
 
@@ -162,6 +189,11 @@ glue("pl_agree_product_T", pair("product", "T"), display=False)
 glue("pl_agree_product_prediction", pair("product", "prediction"), display=False)
 glue("pl_agree_product_random", pair("product", "random"), display=False)
 glue("pl_chance", 100 / (len(names) - 1), display=False)
+if {main_rule, "T", "prediction"} <= set(agree.index):
+    pl_verdict = vd.perturbation_verdict(agree, main_rule).markdown()
+else:
+    pl_verdict = "*The rules T and prediction were not both compared on this run: no verdict.*"
+glue("pl_verdict", Markdown(pl_verdict), display=False)
 
 # %% [markdown]
 # `product` agrees with `T` on {glue:text}`pl_agree_product_T:.0f`% of the samples and with
@@ -176,7 +208,7 @@ glue("pl_chance", 100 / (len(names) - 1), display=False)
 # {glue:text}`pl_judge`) can be read for all classes at once. Each row is an original label;
 # its cells are the shares of that label's forget samples sent to each perturbing label.
 
-# %%
+# %% tags=["hide-input"]
 fraction = random_fraction or (cfg.scenarios.get("random", {}).get("forget") or [0.05])[0]
 rand_request = ml.make_request(data, "random", fraction=fraction, seed=seed)
 xr, yr = rand_request.forget_data(data)
@@ -189,8 +221,17 @@ flow_frame = pd.DataFrame(flow_pct, index=pd.Index(names, name="original label y
 fig = matrix_heatmap(flow_frame, title=f"Label flow of a random {fraction:g} forget set ({len(yr)} samples)",
                      xlabel="perturbing label y_p", ylabel="original label y", cbar_label="share of the row (%)",
                      fmt=".0f", vmin=0, vmax=100, cmap="mako_r")
+glue_figure("fig-03-flow", fig)
 
-# %%
+# %% [markdown]
+# :::{glue:figure} fig-03-flow
+# :name: fig-03-flow
+#
+# The flow from original label (rows) to perturbing label (columns) on a random forget set,
+# each row in percent of that label's forget samples.
+# :::
+
+# %% tags=["remove-cell"]
 top_flow = flow_frame.stack().sort_values(ascending=False)
 glue("pl_n_random", len(yr), display=False)
 glue("pl_flow_from", str(top_flow.index[0][0]), display=False)
@@ -203,3 +244,11 @@ glue("pl_flow_share", float(top_flow.iloc[0]), display=False)
 # class's forget samples). In the subclass scenario the same rule runs over superclasses,
 # excluding the sample's own superclass; it needs a model trained on the coarse labels, which
 # the experiment runner trains for that scenario.
+
+
+# %% [markdown]
+# ## Verdict
+#
+# ```{glue:md} pl_verdict
+# :format: myst
+# ```

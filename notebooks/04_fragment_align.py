@@ -41,23 +41,25 @@ seed = None  # None: the profile's first seed
 device = None  # None: the profile's device
 q = 0.1  # fraction of channels in a class's pattern P_k (as in chapter Entanglement)
 max_noise_classes = 10  # classes whose noises are drawn
-n_examples = 8  # forget images shown with their noises
+n_examples = 5  # forget images shown with their noises (five fit the page's width)
 
-# %%
+# %% tags=["hide-input"]
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pandas as pd
 import torch
+from IPython.display import Markdown
 from myst_nb import glue
 
 import megu_lib as ml
+from megu_lib import verdicts as vd
 from megu_lib.entanglement import channel_shift, model_patterns
 from megu_lib.experiments import run_one
 from megu_lib.methods.megu import megu_parts
 from megu_lib.noise import noise_effect
-from megu_lib.plotting import grouped_bars, image_grid
+from megu_lib.plotting import glue_figure, grouped_bars, image_grid
 from megu_lib.profile import chapter_setup
 
 setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
@@ -74,7 +76,7 @@ print(f"profile {cfg.name!r}: {data.name}; forget class {forget_name!r}")
 # MeGU's noise hyperparameters in this profile (the noise $\ell_\infty$ bound `noise_eps` is
 # in pixel units, images lying in [0, 1]):
 
-# %%
+# %% tags=["hide-input"]
 noise_hp = {name: hp[name] for name in ("noise_steps", "noise_lr", "noise_lambda", "noise_norm", "noise_eps",
                                         "noise_bank_size")}
 pd.Series(noise_hp, name="value", dtype=object).rename_axis("hyperparameter").to_frame()
@@ -86,7 +88,7 @@ pd.Series(noise_hp, name="value", dtype=object).rename_axis("hyperparameter").to
 # colour images: mid-grey is zero). The positive noise of a class is meant to carry that
 # class's features; the negative noise is what moves an image of the forgotten class away from it.
 
-# %%
+# %% tags=["hide-input"]
 K = len(names)
 pos, neg, y_p = parts.pos, parts.neg, parts.y_p
 xf, yf = request.forget_data(data)
@@ -94,10 +96,19 @@ targets = torch.bincount(y_p, minlength=K).argsort(descending=True).tolist()
 drawn = [c for c in targets if c in parts.pos_classes][:max(1, int(max_noise_classes))]
 images = torch.cat([pos[drawn, 0], neg[parts.neg_classes, 0]])
 titles = [f"N_pos[{names[c]}]" for c in drawn] + [f"N_neg[{names[c]}]" for c in parts.neg_classes]
-fig = image_grid(images, titles, ncols=min(len(images), 6), noise=True, size=2.0 if len(images) <= 4 else 1.4,
-                 title="The positive noises of the perturbing labels and the negative noise of the forgotten class")
+fig = image_grid(images, titles, ncols=min(len(images), 4), noise=True, size=2.0 if len(images) <= 3 else 1.4)
+glue_figure("fig-04-noises", fig)
 
-# %%
+# %% [markdown]
+# :::{glue:figure} fig-04-noises
+# :name: fig-04-noises
+#
+# The positive noise of each perturbing label the forget samples received (N_pos) and the
+# negative noise of the forgotten class (N_neg), learnt on the frozen original model, on one
+# scale (single-channel images: red for positive pixel values, blue for negative).
+# :::
+
+# %% tags=["remove-cell"]
 glue("forget_class", forget_name, display=False)
 glue("fa_noise_seconds", float(parts.noise_seconds), display=False)
 glue("fa_n_pos_classes", len(parts.pos_classes), display=False)
@@ -116,13 +127,23 @@ glue("fa_neg_at_bound", 100 * float((neg[parts.neg_classes].abs() >= 0.99 * boun
 # $x + N_{pos}[y_p] + N_{neg}[y]$ (bottom, clipped to [0, 1] for display only — the model
 # sees the unclipped sum), titled with the perturbing label $y_p$ they are trained towards.
 
-# %%
+# %% tags=["hide-input"]
 g = torch.Generator().manual_seed(seed)
 show = torch.randperm(len(yf), generator=g)[:n_examples]
 x_clean = xf[show].float() / 255
 x_noisy = (x_clean + pos[y_p[show], 0] + neg[yf[show], 0]).clamp(0, 1)
 fig = image_grid(torch.cat([x_clean, x_noisy]), [""] * len(show) + [f"y_p = {names[int(y_p[i])]}" for i in show],
-                 ncols=len(show), row_labels=["x", "x + N_pos + N_neg"])
+                 ncols=len(show), row_labels=["x", "noised"])
+glue_figure("fig-04-noised", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-04-noised
+# :name: fig-04-noised
+#
+# Forget images (top row, x) and the same images with both noises added,
+# x + N_pos[y_p] + N_neg[y] (bottom row, clipped to [0, 1] for display), titled with the
+# perturbing label y_p they are trained towards.
+# :::
 
 # %% [markdown]
 # ## What the noises do to the frozen model
@@ -131,7 +152,7 @@ fig = image_grid(torch.cat([x_clean, x_noisy]), [""] * len(show) + [f"y_p = {nam
 # with each noise added: the share it labels $y$ (the forgotten class) and $y_p$ (the perturbing
 # label), and its mean softmax probability of each.
 
-# %%
+# %% tags=["hide-input"]
 effect = noise_effect(original, xf, yf, y_p, pos, neg, device=cfg.device)
 long = effect[["input", "acc_y", "pred_yp", "p_y", "p_yp"]].melt(id_vars="input", var_name="measure",
                                                                   value_name="percent")
@@ -140,8 +161,18 @@ long["measure"] = long["measure"].map({"acc_y": "predicts y", "pred_yp": "predic
 fig = grouped_bars(long, "input", "percent", "measure", ylabel="% of forget images / mean probability (%)",
                    xlabel="input to the frozen original model", ylim=(0, 100), fmt=".0f",
                    title=f"The noises on the {len(yf)} {forget_name!r} training images")
+glue_figure("fig-04-effect", fig)
 
-# %%
+# %% [markdown]
+# :::{glue:figure} fig-04-effect
+# :name: fig-04-effect
+#
+# The frozen original model on the forget images, clean and with each noise added: the share
+# it labels y (the forgotten class) and y_p (the perturbing label), and its mean probability of
+# each (%).
+# :::
+
+# %% tags=["remove-cell"]
 e = effect.set_index("input")
 glue("fa_n_forget", len(yf), display=False)
 for row, tag in (("clean x", "clean"), ("x + N_pos[y_p]", "pos"), ("x + N_neg[y]", "neg"), ("x + both", "both")):
@@ -183,7 +214,7 @@ glue("fa_pos_verdict", "raises" if e.loc["x + N_pos[y_p]", "pred_yp"] > e.loc["c
 # classes. (A retrained model is not in the comparison: its channels are a different network's
 # and do not correspond one to one.)
 
-# %%
+# %% tags=["hide-input"]
 # the runner's own single run: the same seeding and evaluation as the experiments' records
 megu_run, megu_record = run_one(cfg, data, request, "megu", seed, original=original)
 unsir_run, unsir_record = run_one(cfg, data, request, "unsir", seed, original=original)
@@ -193,17 +224,26 @@ summary = pd.DataFrame({"original": ml.evaluate(original, data, request, max_ret
                                                 seed=seed),
                         "MeGU": megu_record["metrics"], "UNSIR": unsir_record["metrics"]}).T[columns]
 summary["seconds"] = [original.train_seconds, megu_run.seconds, unsir_run.seconds]
-summary.round(2)
+summary.T.round(2)  # one row per measure: the page's column holds it whole
 
-# %%
+# %% tags=["hide-input"]
 patterns, _, _ = model_patterns(original, data, q=q, seed=seed, device=cfg.device)
 test_y = data.targets("test")
 shift = channel_shift(patterns, k, models, data.test_x, test_y, device=cfg.device)
 fig = grouped_bars(shift, "channels", "activation", "model", col="samples", fmt=".2f",
                    xlabel=f"channels of P[{forget_name}]", ylabel="mean activation (test images)",
                    title=f"The pattern of {forget_name!r} before and after unlearning")
+glue_figure("fig-04-channels", fig)
 
-# %%
+# %% [markdown]
+# :::{glue:figure} fig-04-channels
+# :name: fig-04-channels
+#
+# Mean activation of the forgotten class's shared and unique channels, on test images of the
+# forgotten class and of the retained classes, in the original model and after MeGU and UNSIR.
+# :::
+
+# %% tags=["remove-cell"]
 piv = shift.pivot_table(index=["channels", "samples"], columns="model", values="activation")
 
 
@@ -224,6 +264,8 @@ for model in ("MeGU", "UNSIR"):
     glue(f"fa_{tag}_test_retain_acc", float(summary.loc[model, "test_retain_acc"]), display=False)
 glue("fa_n_shared", len(patterns.split(k)["shared"]), display=False)
 glue("fa_n_unique", len(patterns.split(k)["unique"]), display=False)
+changes = {model: {"shared_retained": change("shared", "retained classes", model)} for model in ("MeGU", "UNSIR")}
+glue("fa_verdict", Markdown(vd.fragment_align_verdict(e, changes, names, forget_name).markdown()), display=False)
 
 # %% [markdown]
 # The forgotten class's pattern has {glue:text}`fa_n_shared` shared and
@@ -244,3 +286,11 @@ glue("fa_n_unique", len(patterns.split(k)["unique"]), display=False)
 # owners (no over-unlearning); a drop of the unique channels' response to the forgotten class
 # is the forgetting itself. The measurement is ours, on one seed and one class; the
 # experiments chapter reports the accuracies over seeds and classes.
+
+
+# %% [markdown]
+# ## Verdict
+#
+# ```{glue:md} fa_verdict
+# :format: myst
+# ```

@@ -37,7 +37,7 @@ q = 0.1  # share of channels in a class's feature pattern
 also = ["full", "full_vit"]  # profiles whose committed records are shown beside this one (never run here)
 defaults = "main_defaults"  # the profile of the same runs at reference defaults (None: no such table)
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -45,6 +45,7 @@ from megu_lib import plotting as pl
 from megu_lib import stats as st
 from megu_lib import tables as tb
 from megu_lib import tuning as tu
+from megu_lib import verdicts as vd
 from megu_lib.entanglement import overlap_with_forgotten
 from megu_lib.experiments import committed_records
 from megu_lib.profile import check_parameter, records_setup
@@ -90,7 +91,7 @@ display(tb.megu_hp_table(cfg).style.set_properties(**{"white-space": "normal"}).
 # measured, is never read while tuning. Each point below is one trial (a cross: over the
 # cap); the line is the best gap so far within the cap.
 
-# %%
+# %% tags=["hide-input"]
 if cfg.tuning is not None and cfg.tuning_section()["use"]:
     studies = tu.study_records(cfg)
     chosen = tu.chosen_table(studies)
@@ -100,8 +101,18 @@ if cfg.tuning is not None and cfg.tuning_section()["use"]:
                      + tu.chosen_markdown(studies)))
 else:
     display(Markdown(f"*Profile `{cfg.name}` has no tuning: every method runs at the values above.*"))
+    fig = pl.notice_figure(f"profile {cfg.name!r} has no tuning")
+pl.glue_figure("fig-05-studies", fig)
 
 # %% [markdown]
+# :::{glue:figure} fig-05-studies
+# :name: fig-05-studies
+#
+# The optimisation history of every study: each trial's gap on the validation split (one colour
+# per scenario; a cross where the trial took longer than retraining) and the best gap so far
+# within that cap (line).
+# :::
+#
 # ## The tables
 #
 # One table per scenario, in the paper's layout: methods as rows, mean ± standard deviation
@@ -112,7 +123,7 @@ else:
 # itself, in grey, are references and not marked). The ablations of MeGU have their own
 # chapter.
 
-# %%
+# %% tags=["remove-input"]
 for scenario in tb.scenarios_of(df):
     requests = ", ".join(sorted(df[df.scenario == scenario].request.unique()))
     power = tb.mia_power(df, scenario)
@@ -120,11 +131,11 @@ for scenario in tb.scenarios_of(df):
     display(Markdown(f"**{scenario} forgetting** ({requests})"
                      + (" — **cannot discriminate here**: doing nothing (the original) is within the 95 % interval "
                         "of the method closest to retrain." if blind else ".") + f" {power.get('sentence', '')}"))
-    columns = tb.TABLE_COLUMNS + (("gap_no_mia",) if power.get("powerless") else ())
+    columns = tb.TABLE_COLUMNS[:1] + (("gap_no_mia",) if power.get("powerless") else ()) + tb.TABLE_COLUMNS[1:]
     table = tb.results_table(df, scenario, methods, columns=columns)
     display(tb.style_table(table, uuid=f"exp_{scenario}"))
 
-# %%
+# %% tags=["hide-input"]
 summary = tb.gap_summary(df, methods)
 glue("gap_sentence", Markdown(summary["sentence"]), display=False)
 glue("best_method", summary["best"], display=False)
@@ -144,8 +155,18 @@ ranking.rename(columns=tb.RANKING_LABELS).round(2)
 #
 # The same gap per scenario, method by method:
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.plot_gap_ranking(df, methods)
+pl.glue_figure("fig-05-ranking", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-05-ranking
+# :name: fig-05-ranking
+#
+# Each method's gap to retrain per scenario (points; the mean over the scenario's requests per
+# seed, then over seeds, with its 95 % interval cut at 0); the methods in their pooled order,
+# MeGU in red, the paper's settings in light red, the original (doing nothing) in grey.
+# :::
 
 # %% [markdown]
 # ## How sure we can be: intervals over seeds
@@ -159,7 +180,7 @@ fig = pl.plot_gap_ranking(df, methods)
 # the same requests and seeds (a bootstrap over seeds of the difference in gap; negative: MeGU
 # is closer to retrain).
 
-# %%
+# %% tags=["hide-input"]
 standing = st.standing(df, methods)
 glue("standing_sentence", Markdown(st.standing_sentence(standing)), display=False)
 # cells wrap here (the page's other tables keep "mean ± std" on one line)
@@ -170,7 +191,7 @@ st.format_standing(standing).style.set_properties(**{"white-space": "normal"}).s
 # :format: myst
 # ```
 
-# %%
+# %% tags=["remove-cell"]
 sub = df[df.scenario == "subclass"].groupby("method")["forget_acc"].mean()
 has_sub = {"retrain", "megu"} <= set(sub.index)
 glue("sub_retrain_forget", f"{sub['retrain']:.1f} %" if has_sub else "n/a", display=False)
@@ -195,7 +216,7 @@ print(f"subclass scenario, forget-set accuracy: retrain {sub.get('retrain', floa
 # uses (no tuning; profile `main_defaults`): how much of each method's standing above comes
 # from tuning.
 
-# %%
+# %% tags=["remove-input"]
 at_defaults, why = committed_records(defaults, data) if defaults and cfg.tuning is not None else (None, "")
 if at_defaults is not None:
     display(st.format_standing(st.standing(at_defaults, tb.main_methods(at_defaults))).style
@@ -214,7 +235,7 @@ else:
 # against the original model. A method that only removes the forgotten class leaves every
 # other class where it was; retrain's curve (grey) is what a perfect method would do.
 
-# %%
+# %% tags=["hide-input"]
 class_requests = list(df[df.scenario == "class"].request.unique())
 if class_requests:
     target = class_requests[0]
@@ -228,8 +249,19 @@ if class_requests:
 else:
     collateral = None
     print("this profile has no class request: no collateral-damage analysis")
+    fig = pl.notice_figure("no class request on this profile")
+pl.glue_figure("fig-05-collateral", fig)
 
-# %%
+# %% [markdown]
+# :::{glue:figure} fig-05-collateral
+# :name: fig-05-collateral
+#
+# One panel per method: each retained class's change in test accuracy against the original
+# model (points) after forgetting the first class request, against its feature overlap with
+# the forgotten class; retrain's in grey in every panel, with each method's least-squares trend.
+# :::
+
+# %% tags=["hide-input"]
 if collateral is not None:
     damage = tb.collateral_summary(collateral)
     display(damage.round(2))
@@ -251,8 +283,18 @@ glue("collateral_forget", Markdown(name), display=False)
 # a method to the right of it is slower than simply retraining. The best methods sit in the
 # lower left corner.
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.plot_time_vs_gap(df, methods)
+pl.glue_figure("fig-05-time", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-05-time
+# :name: fig-05-time
+#
+# Each method's mean time per request (log scale) against its mean gap to retrain, with the
+# 95 % interval over seeds, one panel per scenario; retrain at gap 0 and its time as the dotted
+# line. The best methods sit in the lower left corner.
+# :::
 
 # %% [markdown]
 # ## Other models and devices
@@ -262,7 +304,7 @@ fig = pl.plot_time_vs_gap(df, methods)
 # loaded here — rebuilding the book needs no GPU — and put beside this profile: each method's
 # mean gap to retrain and its rank under every profile.
 
-# %%
+# %% tags=["remove-input"]
 frames = {tb.profile_label(cfg.name, df): df}
 for name in also:
     if name == cfg.name:
@@ -273,8 +315,21 @@ for name in also:
 if len(frames) > 1:
     comparison = tb.profile_comparison(frames, methods)
     display(comparison.round(2))
-    fig = pl.plot_profile_comparison(comparison)
 else:
     display(Markdown(f"*No records of {', '.join(f'`{a}`' for a in also) or 'other profiles'} yet:* they are made on "
                      "a GPU with `python -m megu_lib run <profile>` (see *Reproduce*) and committed; this section "
                      "then shows them."))
+
+# %% tags=["remove-cell"]
+glue("exp_verdict", Markdown(vd.experiments_verdict(df).markdown()), display=False)
+
+# %% [markdown]
+# ## Verdict
+#
+# MeGU against the baselines, scenario by scenario, by the rule of chapter *Claims* (rank by the
+# mean gap over seeds, and a paired bootstrap interval of the difference to the closest
+# baseline):
+#
+# ```{glue:md} exp_verdict
+# :format: myst
+# ```

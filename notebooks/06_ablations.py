@@ -40,13 +40,14 @@ device = None  # None: the profile's device
 run = True  # run the experiments without a record (False: only load)
 sweep = True  # run the sensitivity sweep (profile key notebook.sensitivity)
 
-# %%
+# %% tags=["hide-input"]
 from IPython.display import Markdown, display
 from myst_nb import glue
 
 from megu_lib import plotting as pl
 from megu_lib import tables as tb
 from megu_lib import tuning
+from megu_lib import verdicts as vd
 from megu_lib.profile import build_requests, check_parameter, records_setup
 
 check_parameter("run", run, bool, "True or False")
@@ -65,7 +66,7 @@ print(f"variants: {', '.join(variants[1:])}")
 # The tables have the layout of chapter *Experiments*, with retrain as the reference and the
 # full method first.
 
-# %%
+# %% tags=["remove-input"]
 for scenario in tb.scenarios_of(df):
     display(Markdown(f"**{scenario} forgetting**"))
     table = tb.results_table(df, scenario, variants)
@@ -76,21 +77,25 @@ for scenario in tb.scenarios_of(df):
 # runs: a bar to the right means the part was helping (without it, MeGU ends further from the
 # retrained model), a bar to the left means MeGU does better without it.
 
-# %%
+# %% tags=["hide-input"]
 effects = tb.ablation_effects(df)
-sentence = tb.ablation_sentence(effects)
-glue("ablation_sentence", Markdown(sentence), display=False)
+glue("abl_verdict", Markdown(vd.ablations_verdict(effects).markdown()), display=False)
 fig = pl.plot_ablations(effects)
+pl.glue_figure("fig-06-effects", fig)
 
 # %% [markdown]
-# ```{glue:md} ablation_sentence
-# :format: myst
-# ```
+# :::{glue:figure} fig-06-effects
+# :name: fig-06-effects
 #
+# The change in MeGU's gap to retrain when one part is removed, against full MeGU on the very
+# same runs, per scenario (points; a bar to the right: the part was helping).
+# :::
+
+# %% [markdown]
 # Behind the bars: the mean change of each part of the gap, in points (forget and retain
 # accuracy against full MeGU's, and seconds):
 
-# %%
+# %% tags=["remove-input"]
 tb.ablation_table(effects)
 
 # %% [markdown]
@@ -103,7 +108,7 @@ tb.ablation_table(effects)
 # $T$ and the prediction over all coarse labels, its own included — as retraining would, which
 # can still file a shirt under "tops" from its siblings.
 
-# %%
+# %% tags=["hide-input"]
 readings, readings_sentence = tb.subclass_readings(df)
 glue("readings_sentence", Markdown(readings_sentence), display=False)
 readings.round(2)
@@ -123,7 +128,7 @@ readings.round(2)
 # test set, as `megu_lib.tuning` does. Each setting's result is kept under
 # `results/<profile>/sensitivity`, so a re-run only computes new settings.
 
-# %%
+# %% tags=["hide-input"]
 if sweep:
     axes = tuning.sensitivity_plan(cfg, "megu")
     seed = cfg.seeds[0]
@@ -139,8 +144,18 @@ if sweep:
 else:
     table = None
     print("sweep = False: no sensitivity sweep on this run")
+    fig = pl.notice_figure("sweep = False: no sensitivity sweep on this run")
+pl.glue_figure("fig-06-sensitivity", fig)
 
-# %%
+# %% [markdown]
+# :::{glue:figure} fig-06-sensitivity
+# :name: fig-06-sensitivity
+#
+# MeGU re-run with one hyperparameter changed at a time (the others at the profile's values,
+# dotted line) on one class request: the mean gap to retrain (black) and its parts, in points.
+# :::
+
+# %% tags=["remove-input"]
 if table is not None:
     columns = ["default", "retain_acc", "forget_acc", "mia", "gap", "seconds"]
     display(table.set_index(["axis", "value"])[columns].round(2))
@@ -153,3 +168,11 @@ if table is not None:
 # larger retain share per forget sample — are outside that budget, and the curves above show
 # what they would buy on this request; the `seconds` column shows what they cost. They are
 # shown after the fact on the test split and were not used to choose anything.
+
+
+# %% [markdown]
+# ## Verdict
+#
+# ```{glue:md} abl_verdict
+# :format: myst
+# ```

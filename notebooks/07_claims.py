@@ -46,7 +46,7 @@ device = None  # None: the profile's device
 run = True  # run the experiments without a record (False: only load)
 also = ["full", "full_vit"]  # profiles whose records are added when they exist
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
@@ -66,7 +66,7 @@ print(f"records on: {', '.join(cl.record_groups(df))}")
 # %% [markdown]
 # ## Claims against measurements
 
-# %%
+# %% tags=["remove-input"]
 claims = cl.check_claims(df)
 glue("claims_sentence", Markdown(cl.claims_sentence(claims)), display=False)
 cl.style_claims(claims)
@@ -79,8 +79,17 @@ cl.style_claims(claims)
 # The numeric claims as pictures: our figure (a bar, green where the claim holds, red where it
 # does not) against the paper's (dashed line), for every data set and model with records.
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.plot_claims(claims)
+pl.glue_figure("fig-07-claims", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-07-claims
+# :name: fig-07-claims
+#
+# The numeric claims: our figure (bar, green where the claim holds, red where it does not,
+# grey otherwise; with its 95 % interval over seeds) against the paper's (dashed line).
+# :::
 
 # %% [markdown]
 # And the claim that carries the most weight — MeGU closer to retrain than every baseline —
@@ -88,8 +97,18 @@ fig = pl.plot_claims(claims)
 # the original, doing nothing, in grey; each bar is the gap to retrain averaged over the
 # scenario's requests per seed, then over seeds, with its 95 % interval):
 
-# %%
+# %% tags=["hide-input"]
 fig = pl.plot_gap_ranking(records)
+pl.glue_figure("fig-07-ranking", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-07-ranking
+# :name: fig-07-ranking
+#
+# Each method's gap to retrain per scenario (points; the mean over the scenario's requests per
+# seed, then over seeds, with its 95 % interval); MeGU in red, with the paper's settings in light
+# red, the original (doing nothing) in grey.
+# :::
 
 # %% [markdown]
 # ## How to read the verdicts

@@ -165,6 +165,10 @@ def test_check_notebook(tmp_path):
     p = tmp_path / "good.ipynb"
     nbformat.write(good, p)
     assert book.check_notebook(p) == []
+    glued = _nb([code("g", outputs=[nbformat.v4.new_output("display_data", data={
+        "application/papermill.record/image/png": "iVBO", "application/papermill.record/text/plain": "<Image>"})])])
+    nbformat.write(glued, p)
+    assert book.check_notebook(p) == []  # a figure glued for a glue:figure directive counts
     bad = _nb([code("w", outputs=[nbformat.v4.new_output("stream", name="stderr",
                                                          text="x.py:3: FutureWarning: old\n")]),
                code("e", outputs=[nbformat.v4.new_output("stream", name="stdout", text="  \n")])])

@@ -129,14 +129,20 @@ def test_legibility_flags_small_text_and_wide_figures():
     wide, ax = plt.subplots(figsize=(12, 3))
     ax.set_title("legible in itself")
     reading = pl.legibility(wide)
-    assert reading["scale"] == pytest.approx(pl.MAX_WIDTH_IN / 12)
+    assert 9 < reading["width_in"] <= 12 and reading["scale"] == pytest.approx(pl.MAX_WIDTH_IN / reading["width_in"])
+    beyond, ax = plt.subplots(figsize=(6, 3))  # a text outside the figure widens what is saved
+    ax.annotate("a long name near the right edge", (1.0, 0.5), xycoords="axes fraction")
+    assert any("wide" in p for p in pl.legibility(beyond)["problems"])
     assert any("wide" in p for p in reading["problems"])
 
 
-def test_time_vs_gap_names_do_not_overlap():
+def test_time_vs_gap_names_do_not_overlap_and_stay_inside():
     fig = pl.plot_time_vs_gap(_records(), METHODS)
     renderer = fig.canvas.get_renderer()
+    assert pl.legibility(fig)["problems"] == []
     for ax in fig.axes:
+        right = ax.get_window_extent(renderer).x1
+        assert all(matplotlib.text.Text.get_window_extent(t, renderer).x1 <= right + 1 for t in ax.texts)
         boxes = [matplotlib.text.Text.get_window_extent(t, renderer) for t in ax.texts]  # without leader lines
         assert len(boxes) == len(METHODS) - 1  # every method but the original, retrain included
         clashes = [(a.get_text(), b.get_text()) for (a, ba), (b, bb) in

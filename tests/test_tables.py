@@ -13,7 +13,7 @@ import yaml
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from megu_lib import MeguError, plotting, tables, tuning  # noqa: E402
+from megu_lib import MeguError, plotting, tables, tuning, verdicts  # noqa: E402
 from megu_lib import claims as cl  # noqa: E402
 from megu_lib import experiments as ex  # noqa: E402
 from megu_lib import profile as pf  # noqa: E402
@@ -154,7 +154,7 @@ def test_ablations():
     no_t = effects[effects.ablation == "megu_no_T"]
     assert (no_t.delta_gap > 0).all()  # removing T moves MeGU away from retrain here
     assert (effects[effects.ablation == "megu_no_pos"].delta_gap < 0).all()
-    text = tables.ablation_sentence(effects)
+    text = verdicts.ablations_verdict(effects).sentence  # the chapter's verdict reads these effects
     assert "no transition matrix T" in text and "no positive noise" in text and "closer" in text
     table = tables.ablation_table(effects)
     assert table.index.names == ["component", "scenario"] and "Δ gap (pts)" in table.columns
