@@ -98,6 +98,7 @@ def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str
         if strict:
             problems = check_notebook(staging / f"{src.stem}.ipynb")
             check(not problems, f"notebook {src.name}: {'; '.join(problems)}")
+    write_glance(staging)
     from .training import resolve_device
     write_run_times(staging, seconds, profile=cfg.name, dataset=dataset or cfg.dataset,
                     device=str(resolve_device(cfg.device)), times_log=times_log, cold=cold)
@@ -144,6 +145,27 @@ def _check_parameters(notebooks, extra: dict) -> None:
         else:
             ok = isinstance(value, type(default))
         check(ok, f"parameter {name} must be of type {type(default).__name__} (default {default!r}), got {value!r}")
+
+
+#: The glue key under which a chapter leaves the results at a glance for the book's first page.
+GLANCE_KEY = "book_glance"
+
+
+def write_glance(folder) -> str:
+    """Write ``glance.md`` into ``folder`` (the executed notebooks): the Markdown a chapter glued
+    under :data:`GLANCE_KEY` (the claims chapter does), which the book's first page includes;
+    a note saying where it comes from when no chapter glued it. Returns the text written."""
+    import nbformat
+    text = None
+    for path in sorted(Path(folder).glob("*.ipynb")):
+        for cell in nbformat.read(str(path), as_version=4).cells:
+            for out in cell.get("outputs", []):
+                data = out.get("data", {})
+                if out.get("metadata", {}).get("scrapbook", {}).get("name") == GLANCE_KEY:
+                    text = data.get("application/papermill.record/text/markdown") or text
+    text = text or "*No results yet: the claims chapter writes this summary when the book is built.*"
+    (Path(folder) / "glance.md").write_text(text.rstrip() + "\n")
+    return text
 
 
 #: The line the book puts above every page's parameters cell.

@@ -114,18 +114,17 @@ def figure_png(fig) -> tuple[bytes, dict]:
     return png, {"width": width, "height": height, "min_font_pt": smallest}
 
 
-def glue_figure(name: str, fig) -> dict:
+def glue_figure(name: str, fig) -> None:
     """Glue ``fig`` into the executed notebook under ``name`` for a MyST ``glue:figure``
     directive (which numbers it and adds the caption), shown at half its pixel size (at most
-    the column's width), and close it. Returns :func:`legibility`'s reading of it."""
+    the column's width), and close it. Returns nothing (a cell ending with it shows nothing);
+    :func:`legibility` says how it will read."""
     from IPython.display import Image
     from myst_nb import glue
     check(isinstance(name, str) and name.strip() != "", f"a glued figure needs a name, got {name!r}")
-    reading = legibility(fig)
     png, size = figure_png(fig)
     glue(name, Image(data=png, width=min(size["width"] // 2, COLUMN_PX)), display=False)
     plt.close(fig)
-    return reading
 
 
 def notice_figure(text: str, *, width: float = 5.0):

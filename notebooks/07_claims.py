@@ -54,6 +54,7 @@ from myst_nb import glue
 from megu_lib import claims as cl
 from megu_lib import plotting as pl
 from megu_lib import tables as tb
+from megu_lib import verdicts as vd
 from megu_lib.profile import check_parameter, records_setup
 
 check_parameter("run", run, bool, "True or False")
@@ -69,6 +70,10 @@ print(f"records on: {', '.join(cl.record_groups(df))}")
 # %% tags=["remove-input"]
 claims = cl.check_claims(df)
 glue("claims_sentence", Markdown(cl.claims_sentence(claims)), display=False)
+# the results at a glance, on this profile's own records, for the book's first page (megu_lib.book.write_glance)
+glance = vd.at_a_glance(records, claims if extra is None else cl.check_claims(records), profile=cfg.name,
+                        description=cfg.description)
+glue("book_glance", Markdown(glance), display=False)
 cl.style_claims(claims)
 
 # %% [markdown]

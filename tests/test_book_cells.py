@@ -34,3 +34,19 @@ def test_without_injection_the_defaults_stay_and_the_note_is_added_once():
 def test_a_notebook_without_parameters_is_left_alone():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     assert show_parameters_used(nb).cells[0].source == "x = 1" and len(nb.cells) == 1
+
+
+def test_write_glance_takes_the_glued_summary_or_says_where_it_comes_from(tmp_path):
+    from megu_lib.book import GLANCE_KEY, write_glance
+    assert write_glance(tmp_path).startswith("*No results yet")
+    assert (tmp_path / "glance.md").read_text().startswith("*No results yet")
+    out = nbformat.v4.new_output("display_data", data={
+        "application/papermill.record/text/markdown": "- **MeGU** ranks 3 of 12",
+        "application/papermill.record/text/plain": "<Markdown>"})
+    out.metadata = {"scrapbook": {"name": GLANCE_KEY, "mime_prefix": "application/papermill.record/"}}
+    other = nbformat.v4.new_output("display_data", data={"application/papermill.record/text/markdown": "no"})
+    other.metadata = {"scrapbook": {"name": "something_else", "mime_prefix": "application/papermill.record/"}}
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("g", outputs=[other, out])])
+    nbformat.write(nb, str(tmp_path / "07_claims.ipynb"))
+    assert write_glance(tmp_path) == "- **MeGU** ranks 3 of 12"
+    assert (tmp_path / "glance.md").read_text() == "- **MeGU** ranks 3 of 12\n"

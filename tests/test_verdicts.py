@@ -136,3 +136,20 @@ def test_ablations_verdict_names_the_part_that_matters_most():
     assert "closer* to retrain than full MeGU: no T —" in v.sentence and "2 of 3 variants" in v.sentence
     worse = effects.assign(delta_gap=-effects.delta_gap.abs())
     assert vd.ablations_verdict(worse).label == "no single part of MeGU helps here"
+
+
+def test_at_a_glance_leads_with_scale_standing_claims_and_limits():
+    from megu_lib import claims as cl
+    df = _records({s: {"original": 20.0, "finetune": 1.0, "megu": 8.0} for s in ("class", "random")})
+    text = vd.at_a_glance(df, cl.check_claims(df), profile="main", description="all of the data")
+    lines = text.splitlines()
+    assert lines[0].startswith("- **Setting** (profile `main`: all of the data): d, a; 5 seeds")
+    assert "class: a; random: a; 30 runs" in lines[0]
+    assert lines[1].startswith("- **Original model**: 85.0 % test accuracy")
+    assert "**finetune**, mean gap" in text and "doing nothing (the original)" in text
+    assert "- **MeGU** ranks **2 of 2**" in text
+    assert "against the best baseline, finetune, its gap differs by +1.7" in text
+    assert "**The paper's claims**: Of " in text and text.splitlines()[-1].startswith("- **Limits**")
+    assert "Cannot discriminate" not in text
+    with pytest.raises(MeguError, match="no records"):
+        vd.at_a_glance(df.iloc[:0], cl.check_claims(df), profile="main")
