@@ -171,7 +171,7 @@ def write_glance(folder) -> str:
 #: The line the book puts above every page's parameters cell.
 PARAMETERS_NOTE = ("**This page's parameters**, with the values it ran with. To run it on another profile or data "
                    "set: `make book PROFILE=<name> DATASET=<name or folder>`, or papermill's `-p name value` "
-                   "(see *Reproduce*).")
+                   "(see {doc}`Reproduce <../reproduce>`).")
 
 
 def show_parameters_used(nb):

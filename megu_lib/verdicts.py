@@ -50,6 +50,11 @@ def _finite(x) -> bool:
     return x is not None and isinstance(x, (int, float, np.floating)) and math.isfinite(float(x))
 
 
+def _ci(low, high, fmt: str = ".2f") -> str:
+    """`` [low, high]`` for a finite interval, else nothing (one seed has no interval)."""
+    return f" [{low:{fmt}}, {high:{fmt}}]" if _finite(low) and _finite(high) else ""
+
+
 def _list(items) -> str:
     items = [str(i) for i in items]
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
@@ -288,24 +293,25 @@ def at_a_glance(df: pd.DataFrame, claims: pd.DataFrame, *, profile: str, descrip
                 if s in set(df.scenario)}
     scale = "; ".join(f"{s}: {', '.join(r.split(':', 1)[1] for r in reqs)}" for s, reqs in requests.items())
     runs = int((df.method != "original").sum())  # unlearning runs; the original is the starting point
+    description = description.strip().rstrip(".")
     lines = [f"- **Setting** (profile `{profile}`{': ' + description if description else ''}): "
              f"{_list(sorted(set(df.dataset)))}, {_list(sorted(set(df.arch)))}; {len(seeds)} seed"
              f"{'s' if len(seeds) != 1 else ''}, forget requests — {scale}; {runs} runs."]
     orig = df[df.method == "original"].groupby("seed").test_acc.mean()
     if len(orig):
         m, lo, hi = mean_ci(orig)
-        ci = f" [{lo:.1f}, {hi:.1f}]" if math.isfinite(lo) else ""
-        lines.append(f"- **Original model**: {m:.1f} % test accuracy{ci} (mean and 95 % interval over seeds).")
+        lines.append(f"- **Original model**: {m:.1f} % test accuracy{_ci(lo, hi, '.1f')}"
+                     + (" (mean and 95 % interval over seeds)." if len(orig) > 1 else " (one seed)."))
     table = standing(df, main_methods(df), focus=focus)
     overall = table.loc["all"]
     lines.append(f"- **Closest to retrain** over all scenarios (each weighted equally): **{overall.closest}**, "
-                 f"mean gap {overall.closest_gap:.2f} points [{overall.closest_low:.2f}, {overall.closest_high:.2f}]"
-                 + (f"; doing nothing (the original) {overall.original_gap:.2f} [{overall.original_low:.2f}, "
-                    f"{overall.original_high:.2f}]" if "original_gap" in table and
+                 f"mean gap {overall.closest_gap:.2f} points{_ci(overall.closest_low, overall.closest_high)}"
+                 + (f"; doing nothing (the original) {overall.original_gap:.2f}"
+                    f"{_ci(overall.original_low, overall.original_high)}" if "original_gap" in table and
                     math.isfinite(overall.get("original_gap", float("nan"))) else "") + ".")
     if math.isfinite(overall.get("focus_rank", float("nan"))):
         line = (f"- **MeGU** ranks **{int(overall.focus_rank)} of {int(overall.n_methods)}**, mean gap "
-                f"{overall.focus_gap:.2f} [{overall.focus_low:.2f}, {overall.focus_high:.2f}]")
+                f"{overall.focus_gap:.2f}{_ci(overall.focus_low, overall.focus_high)}")
         if isinstance(overall.get("best_baseline"), str) and math.isfinite(overall.get("diff_low", float("nan"))):
             line += (f"; against the best baseline, {overall.best_baseline}, its gap differs by "
                      f"{overall['diff']:+.2f} points [{overall.diff_low:+.2f}, {overall.diff_high:+.2f}] "

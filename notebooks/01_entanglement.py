@@ -145,7 +145,7 @@ glue_figure("fig-01-pattern", fig)
 # to no other; its closest neighbour is {glue:text}`ent_partner` (Jaccard
 # {glue:text}`ent_partner_overlap:.2f`). In MeGU's terms, the shared channels are what an
 # unlearning method must leave intact for the neighbours, and the unique ones what it may
-# erase. Chapter *Fragment-Align* follows these two groups of channels through MeGU and UNSIR.
+# erase. Chapter {doc}`Fragment-Align <04_fragment_align>` follows these two groups of channels through MeGU and UNSIR.
 #
 # ## Overlap and confusion
 #

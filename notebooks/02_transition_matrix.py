@@ -144,7 +144,7 @@ glue_figure("fig-02-main", fig)
 #
 # For each class, the three labels each judge finds closest (best first). These are the
 # labels MeGU's perturbing rule will prefer for that class's forgotten samples (chapter
-# *Label perturbation*). A judge with no opinion (`uniform`) ties everywhere.
+# {doc}`Label perturbation <03_label_perturbation>`). A judge with no opinion (`uniform`) ties everywhere.
 
 # %% tags=["hide-input"]
 nearest = nearest_table(matrices, top=3)
@@ -195,7 +195,8 @@ glue("tm_pair_top1", float(top1_table.loc[a, b]), display=False)
 # {glue:text}`tm_pair_top1:.0f`% of the classes. The judges look at different things — names
 # (`text`), what the trained network itself has learnt (`features`), images and names together
 # (`vlm`, `clip`) — so there is no reason for them to agree closely; where they differ, the
-# choice of judge changes the perturbing labels, which chapter *Label perturbation* measures.
+# choice of judge changes the perturbing labels, which chapter
+# {doc}`Label perturbation <03_label_perturbation>` measures.
 #
 # ## Cost
 #

@@ -30,7 +30,7 @@
 # hyperparameters of the `megu` method, listed below).
 #
 # This chapter shows the noises, what they do to the frozen model's predictions, and how the
-# forgotten class's shared and unique channels (chapter *Entanglement*) move under MeGU and
+# forgotten class's shared and unique channels (chapter {doc}`Entanglement <01_entanglement>`) move under MeGU and
 # under UNSIR, whose noise is MeGU's negative noise alone.
 
 # %% tags=["parameters"]
@@ -207,7 +207,7 @@ glue("fa_pos_verdict", "raises" if e.loc["x + N_pos[y_p]", "pred_yp"] > e.loc["c
 #
 # Now the two methods themselves, on the same class request and the same original model
 # (hyperparameters: the profile's, else each method's defaults). We follow the forgotten
-# class's pattern from chapter *Entanglement*, split into its shared and unique channels, and
+# class's pattern from chapter {doc}`Entanglement <01_entanglement>`, split into its shared and unique channels, and
 # measure their mean activation on test images of the forgotten class and of the retained
 # classes. What the paper's argument predicts: the unique channels should lose their response
 # to the forgotten class, and the shared channels should keep their response to the retained

@@ -61,7 +61,7 @@ methods = tb.main_methods(df)
 # ## The methods as they ran
 #
 # What each method does, where it comes from, and how its hyperparameters were set on this
-# profile. Every method's docstring on the *API* page names what we do differently from its
+# profile. Every method's docstring on the {doc}`API <../api>` page names what we do differently from its
 # reference code.
 
 # %% tags=["remove-input"]
@@ -231,7 +231,7 @@ else:
 # damages the retained classes that share the most with it. For the first class request of
 # the profile we measure, for each retained class, its feature overlap with the forgotten
 # class in the original model (the Jaccard index of their feature patterns, chapter
-# *Entanglement*; our operationalisation) and its test-accuracy change after each method,
+# {doc}`Entanglement <01_entanglement>`; our operationalisation) and its test-accuracy change after each method,
 # against the original model. A method that only removes the forgotten class leaves every
 # other class where it was; retrain's curve (grey) is what a perfect method would do.
 
@@ -326,7 +326,7 @@ glue("exp_verdict", Markdown(vd.experiments_verdict(df).markdown()), display=Fal
 # %% [markdown]
 # ## Verdict
 #
-# MeGU against the baselines, scenario by scenario, by the rule of chapter *Claims* (rank by the
+# MeGU against the baselines, scenario by scenario, by the rule of chapter {doc}`Claims <07_claims>` (rank by the
 # mean gap over seeds, and a paired bootstrap interval of the difference to the closest
 # baseline):
 #

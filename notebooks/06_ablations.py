@@ -16,7 +16,7 @@
 # MeGU {cite}`megu2026` has three parts: the transition matrix $T$ that picks a semantically
 # close perturbing label, and the positive and negative noises of Fragment-Align. The paper
 # removes them one at a time; so do we, with five registered variants run on the same
-# requests and seeds as the full method (chapter *Experiments*):
+# requests and seeds as the full method (chapter {doc}`Experiments <05_experiments>`):
 #
 # | variant | what changes |
 # |---|---|
@@ -63,7 +63,7 @@ print(f"variants: {', '.join(variants[1:])}")
 # %% [markdown]
 # ## Each component removed
 #
-# The tables have the layout of chapter *Experiments*, with retrain as the reference and the
+# The tables have the layout of chapter {doc}`Experiments <05_experiments>`, with retrain as the reference and the
 # full method first.
 
 # %% tags=["remove-input"]

@@ -25,9 +25,10 @@
 #    with ResNet18 and ViT.
 #
 # This page checks each claim on our records — for MeGU as we run it (`megu`, with the
-# choices of ours that chapter *Fragment-Align* describes) and, where the profile runs it,
+# choices of ours that chapter {doc}`Fragment-Align <04_fragment_align>` describes) and, where the profile runs it,
 # for MeGU with the paper's literal settings (`megu_paper`) — with the same definitions
-# everywhere: the metrics of chapter *Experiments*, "better" meaning a smaller mean gap to retrain, and each
+# everywhere: the metrics of chapter {doc}`Experiments <05_experiments>`, "better" meaning a
+# smaller mean gap to retrain, and each
 # verdict computed by `megu_lib.cl.check_claims` from the records — none is typed by hand.
 # Each figure comes with its 95 % interval over seeds (the seed is the unit of replication:
 # each trains its own original). A verdict is *holds* (the whole interval on the claimed side
@@ -124,8 +125,9 @@ pl.glue_figure("fig-07-ranking", fig)
 #   interval over seeds.
 # - *MIA lower by up to x %* compares, per seed, the means over the class requests, as the
 #   paper states it: $1 - \mathrm{MIA}_\text{MeGU} / \mathrm{MIA}_\text{other}$. A lower MIA
-#   is not in itself better: the target is the retrained model's figure (chapter *Original vs.
-#   retrain*), which the table quotes beside it. Where the other method's MIA is 0 no relative
+#   is not in itself better: the target is the retrained model's figure (chapter
+#   {doc}`Original vs. retrain <00_original_vs_retrain>`), which the table quotes beside it.
+#   Where the other method's MIA is 0 no relative
 #   figure exists; where the other method left the model as it was, or the attack's AUC on
 #   members vs non-members is at most 55 % (50 is chance), the comparison is *not meaningful here*.
 # - *Time* is the method's own wall-clock time against retraining's, request by request, on the

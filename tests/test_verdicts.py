@@ -153,3 +153,10 @@ def test_at_a_glance_leads_with_scale_standing_claims_and_limits():
     assert "Cannot discriminate" not in text
     with pytest.raises(MeguError, match="no records"):
         vd.at_a_glance(df.iloc[:0], cl.check_claims(df), profile="main")
+
+
+def test_at_a_glance_with_one_seed_gives_no_interval():
+    from megu_lib import claims as cl
+    df = _records({s: {"original": 20.0, "finetune": 1.0, "megu": 8.0} for s in ("class", "random")}, seeds=[0])
+    text = vd.at_a_glance(df, cl.check_claims(df), profile="smoke", description="tiny.")
+    assert "nan" not in text and "(one seed)." in text and "(profile `smoke`: tiny): " in text
