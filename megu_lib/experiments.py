@@ -145,8 +145,9 @@ def run_experiments(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None 
                                              device=device, environment=env))
     seconds = time.perf_counter() - started
     log(f"[run {cfg.name}] done in {seconds:.0f} s")
-    append_run_log(cfg.results_folder() if out_dir is None else Path(out_dir), "run", seconds=seconds,
-                   runs=len(todo), of=len(jobs))
+    if todo:  # a call that only loaded records (the book's chapters) cost nothing worth logging
+        append_run_log(cfg.results_folder() if out_dir is None else Path(out_dir), "run", seconds=seconds,
+                       runs=len(todo), of=len(jobs))
     return records
 
 

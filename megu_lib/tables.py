@@ -175,8 +175,9 @@ def style_table(table: pd.DataFrame, *, digits: int = 1, uuid: str = "t"):
     out = pd.DataFrame(index=table.index)
     for col in cols:
         mean, std = table[(col, "mean")], table[(col, "std")]
-        out[COLUMN_LABELS.get(col, col)] = [f"{m:.{digits}f} ± {s:.{digits}f}" if with_std else f"{m:.{digits}f}"
-                                            for m, s in zip(mean, std.fillna(0))]
+        # "87.3 ± 2.9": where the column is too narrow the cell breaks after the mean, never inside "± 2.9"
+        out[COLUMN_LABELS.get(col, col)] = [f"{m:.{digits}f} ±\u00a0{s:.{digits}f}" if with_std
+                                            else f"{m:.{digits}f}" for m, s in zip(mean, std.fillna(0))]
     out.index.name = "method"
     label_to_col = {COLUMN_LABELS.get(c, c): c for c in cols}
 
@@ -184,7 +185,7 @@ def style_table(table: pd.DataFrame, *, digits: int = 1, uuid: str = "t"):
         col = label_to_col[column.name]
         return ["font-weight: bold; background-color: #dff0df" if idx in best.get(col, ())
                 else "color: #777777" if idx in REFERENCES else "" for idx in column.index]
-    return out.style.apply(mark, axis=0).set_uuid(uuid)
+    return out.style.apply(mark, axis=0).set_properties(**{"white-space": "normal"}).set_uuid(uuid)
 
 def best_rows(table: pd.DataFrame, digits: int = 2) -> dict:
     """Per column, every method tied (at ``digits`` decimals) with the best one of

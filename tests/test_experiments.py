@@ -52,6 +52,10 @@ def test_runner_records_resume_and_tables(tmp_path):
     assert "1 to do" in logs[0]
     assert all(f.stat().st_mtime_ns == t for f, t in mtimes.items())
     assert len(list(records.glob("*.json"))) == len(files)
+    # each call that ran something logged its time; a call that only loads (as the book's chapters do) logs nothing
+    ex.run_experiments(cfg, out_dir=out, cache=tmp_path / "cache", log=lambda m: None)
+    runs = sum(1 for f in files if not f.name.startswith("original"))  # the originals are not runs
+    assert [e["runs"] for e in json.loads((out / "run_log.json").read_text())] == [runs, 1]
     df = ex.load_records(out)
     table = tables.results_table(df, "class", tables.all_methods(df))
     assert list(table.index) == ["original", "retrain", "megu_no_noise"]
