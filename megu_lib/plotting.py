@@ -18,6 +18,7 @@ import math
 import matplotlib
 import matplotlib.pyplot as plt
 import matplotlib.ticker
+import matplotlib.transforms
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -202,7 +203,9 @@ def _place_labels(ax, points, labels, colors=None, weights=None, offset=(4, 3)):
         return matplotlib.text.Text.get_window_extent(note, renderer)
 
     order = sorted(range(len(notes)), key=lambda i: box(notes[i]).y0)
-    placed = []
+    # the points themselves are obstacles too: a name never covers another method's marker
+    centres = ax.transData.transform(np.asarray(points, dtype=float))
+    placed = [matplotlib.transforms.Bbox.from_extents(x - 3.5, y - 3.5, x + 3.5, y + 3.5) for x, y in centres]
     for i in order:
         note = notes[i]
         for _ in range(len(notes) * 2):

@@ -148,6 +148,9 @@ def test_time_vs_gap_names_do_not_overlap_and_stay_inside():
         clashes = [(a.get_text(), b.get_text()) for (a, ba), (b, bb) in
                    itertools.combinations(zip(ax.texts, boxes), 2) if ba.overlaps(bb)]
         assert clashes == []
+        centres = [ax.transData.transform(t.xy) for t in ax.texts]  # no name covers a marker
+        assert not [(t.get_text(), i) for t, b in zip(ax.texts, boxes) for i, (x, y) in enumerate(centres)
+                    if b.contains(x, y)]
 
 
 def test_error_bars_stay_at_or_above_zero():
@@ -179,3 +182,15 @@ def test_figure_png_records_its_smallest_text():
     assert float(img.text["megu:min_text_px"]) == pytest.approx(9 * pl.DPI / 72, abs=0.01)
     assert img.size == (size["width"], size["height"])
     assert size["width"] <= 3 * pl.DPI + 1
+
+
+def test_a_name_is_pushed_off_another_points_marker():
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.set_xlim(0, 3)
+    ax.set_ylim(0, 2)
+    points = [(1.0, 1.0), (1.15, 1.06)]  # b sits where a's name would be written
+    ax.plot(*zip(*points), "o")
+    notes = pl._place_labels(ax, points, ["a long name", "b"])
+    renderer = fig.canvas.get_renderer()
+    x, y = ax.transData.transform(points[1])
+    assert not matplotlib.text.Text.get_window_extent(notes[0], renderer).contains(x, y)
