@@ -58,11 +58,11 @@ from .errors import MeguError, check
 
 #: FPRs at which the attack's TPR is reported (issue 16); :func:`shadow_plan` sizes the plan for them.
 DEFAULT_FPRS = (0.01, 0.001)
-#: Fewest fitting shadows per target and side (our choice: a standard deviation from fewer
+#: Fewest fitting shadows per target and side, our choice (a standard deviation from fewer
 #: than four values is mostly noise; more shadows give better fits).
 MIN_FIT_MODELS = 4
-#: Floor on a fitted standard deviation, in logit units (ours): a method that returns the
-#: same confidence on every model would otherwise give an infinite likelihood ratio.
+#: Floor on a fitted standard deviation, in logit units, ours (a method that returns the
+#: same confidence on every model would otherwise give an infinite likelihood ratio).
 MIN_STD = 0.01
 
 # The competition's constants, from its released evaluation code (metric.py):
@@ -74,7 +74,7 @@ FQ_EPSILON_CAP = 50.0
 FQ_THRESHOLDS_PER_UNIT = 100
 #: How far the interval rule's edges are searched around the peakier sample (``buffer``).
 FQ_INTERVAL_MARGIN = 2.0
-#: Below this ratio of the two samples' ranges one sample counts as a spike: ε is capped.
+#: Below this ratio of the two samples' ranges one sample counts as a spike, and ε is capped.
 FQ_SPIKE_RATIO = 0.01
 #: Width of the ε buckets that points are given for (``bucket_size``).
 FQ_BUCKET = 0.5
