@@ -517,9 +517,11 @@ def plot_time_vs_gap(df: pd.DataFrame, methods=None):
     scen = scenarios_of(df)
     pal = _method_palette(methods)
     fig, axes = plt.subplots(len(scen), 1, figsize=(MAX_WIDTH_IN, 3.3 * len(scen)), squeeze=False)
+    drawn = {}  # scenario -> (ranking, mean seconds), for the names placed afterwards
     for ax, s in zip(axes[:, 0], scen):
         r = gap_ranking(df, s, methods)
         secs = df[(df.scenario == s) & df.method.isin(methods)].groupby("method").seconds.mean()
+        drawn[s] = r, secs
         lo, hi = _interval(r)
         for i, (m, row) in enumerate(r.iterrows()):
             ax.errorbar(secs[m], row.gap, yerr=[[lo[i]], [hi[i]]], fmt="*" if m == "megu" else "o",
@@ -538,8 +540,7 @@ def plot_time_vs_gap(df: pd.DataFrame, methods=None):
     axes[-1, 0].set_xlabel("time per request (s, log scale)")
     fig.tight_layout()
     for ax, s in zip(axes[:, 0], scen):  # names last: they are placed on the final layout
-        r = gap_ranking(df, s, methods)
-        secs = df[(df.scenario == s) & df.method.isin(methods)].groupby("method").seconds.mean()
+        r, secs = drawn[s]
         names = list(r.index) + (["retrain"] if "retrain" in secs.index else [])
         points = [(secs[m], (r.loc[m, "gap"] if m in r.index else 0.0)) for m in names]
         _place_labels(ax, points, names, colors=[pal[m] for m in names],
