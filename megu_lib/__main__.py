@@ -1,4 +1,4 @@
-"""Command line: ``python -m megu_lib run <profile>``, ``tune <profile>``, ``table <profile>``,
+"""Command line: ``python -m megu_lib run <profile>``, ``tune <profile>``, ``privacy <profile>``, ``table <profile>``,
 ``methods``, ``profiles``.
 
 Bad input (an unknown profile, method or scenario, a malformed config...) prints one
@@ -23,6 +23,9 @@ def main(argv=None) -> int:
     tune.add_argument("--methods", nargs="+", default=None, help="only these methods (default: all tuned)")
     tune.add_argument("--scenarios", nargs="+", default=None, help="only these scenarios")
     tune.add_argument("--device", default=None, help="override the profile's device")
+    priv = sub.add_parser("privacy", help="run (or resume) the per-example privacy run of a profile (U-LiRA)")
+    priv.add_argument("profile", help="a profile name in params/ or a YAML path (with a privacy section)")
+    priv.add_argument("--device", default=None, help="override the profile's device")
     tab = sub.add_parser("table", help="print the tables of a profile's records")
     tab.add_argument("profile", help="a profile name or a results folder")
     tab.add_argument("--scenario", default=None)
@@ -62,6 +65,14 @@ def _dispatch(args) -> int:
         for method, by_scenario in chosen.items():
             for scenario, hp in by_scenario.items():
                 print(f"{method:18s} {scenario:9s} {hp}")
+        return 0
+    if args.command == "privacy":
+        from .shadows import privacy_results, privacy_table, run_privacy
+        cfg = pf.load_config(args.profile, device=args.device)
+        data = pf.load_data(cfg)
+        cfg = cfg.for_data(data)[0]
+        run_privacy(cfg, data=data)
+        print(privacy_table(privacy_results(cfg, data)).round(2).to_string())
         return 0
     from . import experiments as ex
     if args.command == "run":

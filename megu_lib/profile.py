@@ -55,6 +55,7 @@ CONFIG_KEYS = {
     "tuning": "the tuning protocol: one Optuna study per method and scenario (see megu_lib.tuning.TUNING_KEYS)",
     "tuned_from": "run methods at a setting another profile's study chose: {profile: P, method: M, methods: [...]}"
                   " (MeGU's ablations at MeGU's tuned setting)",
+    "privacy": "the per-example privacy run: shadow models on halves of a pool (see megu_lib.shadows.PRIVACY_KEYS)",
 }
 #: Every key the profile's ``notebook`` section may hold, and what it means.
 NOTEBOOK_KEYS = {
@@ -92,6 +93,7 @@ class ExperimentConfig:
     notebook: dict = dataclasses.field(default_factory=dict)
     tuning: dict | None = None
     tuned_from: dict | None = None
+    privacy: dict | None = None
     description: str = ""
     path: str = ""
     profile_dataset: str = ""  # the data set the YAML names (``dataset`` may be overridden)
@@ -100,6 +102,7 @@ class ExperimentConfig:
         d = dataclasses.asdict(self)
         d.pop("path")
         d.pop("profile_dataset")
+        d.pop("privacy")  # its own records carry its own keys; the grid's hash stays as it was
         return d
 
     def hash(self) -> str:
@@ -410,10 +413,14 @@ def load_config(name: str, **overrides) -> ExperimentConfig:
     if tuning is not None:
         from .tuning import check_tuning_section
         check_tuning_section(tuning, where, methods=methods, scenarios=scen)
+    privacy = raw.get("privacy")
+    if privacy is not None:
+        from .shadows import check_privacy_section
+        check_privacy_section(privacy, where, methods=methods)
     return ExperimentConfig(name=name, dataset=raw["dataset"], model=model, train=train,
                             seeds=seeds, scenarios=scen, methods=methods, subset=subset,
                             device=device, judge=judge, eval=ev, hp=hp,
-                            notebook=notebook, tuning=tuning, tuned_from=tuned_from,
+                            notebook=notebook, tuning=tuning, tuned_from=tuned_from, privacy=privacy,
                             description=raw.get("description", ""),
                             path=str(path),
                             profile_dataset=str(own_dataset))

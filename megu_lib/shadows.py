@@ -1,0 +1,384 @@
+"""Per-example privacy on a profile: the shadow models :mod:`megu_lib.privacy` plans,
+trained, cached and recorded, and the per-method summary the book shows.
+
+A profile's ``privacy:`` section (:data:`PRIVACY_KEYS`) names a *pool* of the training
+split, how many shadow models to train on random halves of it, and how many of each
+shadow's members it forgets (random forgetting: per-example privacy is the question there).
+For every shadow, :func:`run_privacy` trains the shadow original (from the cache when it
+exists), retrains a reference without its forget set, and runs every method of the section
+on the same request, at the setting the profile runs it with (a tuned method at its study's
+choice for the random scenario). Two anchors run beside them: ``original`` (no unlearning:
+the attack should find it) and ``retrain`` (a second retraining with another seed: the
+attack should not tell it from the reference). Each (shadow, method) is one JSON record
+under ``results/<profile>/privacy/records``, holding the model's logit-scaled confidence on
+every target and its accuracies; a run that is stopped and started again skips them.
+
+:func:`privacy_results` reads the records back into the layout of
+:mod:`megu_lib.privacy`, and :func:`privacy_table` gives per method U-LiRA's AUC and TPR
+at low FPR on the held-out shadows, the competition's forget quality and score, and what
+the numbers rest on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import check
+
+#: The keys of a profile's ``privacy:`` section, and what each means.
+PRIVACY_KEYS = {
+    "pool": "training images (a stratified subset of the training split) the shadows train on halves of",
+    "shadows": "shadow originals (even: they come in complementary twins)",
+    "forget_size": "examples each shadow forgets (random forgetting), drawn from its own members",
+    "seed": "seed of the pool, the plan and the shadows' training",
+    "methods": "the methods attacked (default: the profile's, retrain aside); the anchors always run",
+    "eval_size": "test and retain images each model's accuracies are measured on",
+    "fprs": "false-positive rates the attack's TPR is reported at",
+}
+PRIVACY_DEFAULTS = dict(pool=10000, shadows=32, forget_size=125, seed=0, methods=None, eval_size=1000,
+                        fprs=[0.01, 0.001])
+#: The two ends of the scale, run for every shadow: no unlearning, and a second retraining.
+ANCHORS = ("original", "retrain")
+#: The retrained model every other model is compared with (recorded per shadow like a method).
+REFERENCE = "reference"
+#: Seed offset of the anchor retraining (another initialisation and batch order than the reference's).
+ANCHOR_SEED_OFFSET = 10_000
+#: The scenario whose tuned settings the methods run at.
+SCENARIO = "random"
+
+
+def check_privacy_section(section, where: str, *, methods: list) -> dict:
+    """The profile's ``privacy:`` section with its defaults filled in; every problem one line
+    naming ``where`` and the key, before any work (too few shadows for the FPRs included)."""
+    from .privacy import shadow_plan
+    check(isinstance(section, dict), f"{where}: privacy must be a mapping (keys: {', '.join(PRIVACY_KEYS)}), "
+          f"got {section!r}")
+    for key in section:
+        check(key in PRIVACY_KEYS, f"{where}: privacy has unknown key {key!r}; known keys: {', '.join(PRIVACY_KEYS)}")
+    p = {**PRIVACY_DEFAULTS, **section}
+    _int = lambda v, lo: isinstance(v, int) and not isinstance(v, bool) and v >= lo  # noqa: E731
+    for key, lo in (("pool", 4), ("shadows", 2), ("forget_size", 1), ("seed", 0), ("eval_size", 10)):
+        check(_int(p[key], lo), f"{where}: privacy.{key} must be an int >= {lo}, got {p[key]!r}")
+    fprs = p["fprs"] if isinstance(p["fprs"], list) else [p["fprs"]]
+    check(all(isinstance(a, (int, float)) and not isinstance(a, bool) and 0 < a < 1 for a in fprs) and fprs,
+          f"{where}: privacy.fprs must list false-positive rates in (0, 1), got {p['fprs']!r}")
+    p["fprs"] = [float(a) for a in fprs]
+    chosen = p["methods"] if p["methods"] is not None else [m for m in methods if m != "retrain"]
+    check(isinstance(chosen, list) and chosen, f"{where}: privacy.methods must be a non-empty list, got {chosen!r}")
+    for m in chosen:
+        check(m in methods and m != "retrain",
+              f"{where}: privacy.methods: {m!r} is not a method of the profile (retrain is the reference and an "
+              "anchor; it always runs)")
+    p["methods"] = list(chosen)
+    from .errors import MeguError
+    try:  # sizes: a pool too small for the forget sets, too few shadows for the FPRs
+        shadow_plan(p["pool"], p["shadows"], p["forget_size"], seed=p["seed"], fprs=p["fprs"])
+    except MeguError as e:
+        raise MeguError(f"{where}: privacy: {e}") from None
+    return p
+
+
+@dataclasses.dataclass
+class PrivacySetup:
+    """What every shadow of a profile shares: the section (defaults filled in), the pool
+    (a data set whose training part is the pool, test part the profile's test split) and
+    the plan."""
+
+    section: dict
+    pool: object
+    plan: object
+
+    def key(self) -> dict:
+        s = self.section
+        return dict(pool=self.pool.fingerprint(), shadows=s["shadows"], forget_size=s["forget_size"], seed=s["seed"])
+
+    def shadow(self, index: int):
+        """Shadow ``index``'s data set (training part: its members; the test part stays) and
+        its request (its forget set, as positions in that training part)."""
+        from .requests import Request
+        plan = self.plan
+        check(0 <= index < plan.n_shadows, f"shadow {index} is out of range 0..{plan.n_shadows - 1}")
+        members = plan.member_indices(index)
+        pool = self.pool
+        data = dataclasses.replace(
+            pool, name=f"{pool.name}/shadow{index}of{plan.n_shadows}s{self.section['seed']}",
+            train_x=pool.train_x[members], train_y=pool.train_y[members],
+            coarse_train=None if pool.coarse_train is None else pool.coarse_train[members])
+        import torch
+        forget = torch.from_numpy(np.searchsorted(members, plan.forget_indices(index)).astype(np.int64))
+        mask = torch.zeros(len(members), dtype=torch.bool)
+        mask[forget] = True
+        request = Request("random", (plan.forget_size,), data.label_level, (), forget.sort().values,
+                          (~mask).nonzero().squeeze(1), None, data.fingerprint(), self.shadow_seed(index))
+        return data, request
+
+    def shadow_seed(self, index: int) -> int:
+        return self.section["seed"] * 1000 + index
+
+    def target_data(self):
+        """(x, y) of the targets, in the plan's column order."""
+        import torch
+        t = self.plan.targets
+        t = torch.from_numpy(np.array(t))
+        return self.pool.train_x[t], self.pool.train_y[t]
+
+
+def privacy_setup(cfg, data) -> PrivacySetup:
+    """The profile's pool and plan (cheap: nothing is trained). The pool is a stratified
+    subset of the training split; its test part is the profile's test split."""
+    from .privacy import shadow_plan
+    check(getattr(cfg, "privacy", None) is not None,
+          f"{cfg.where}: the profile has no privacy section; add one (keys: {', '.join(PRIVACY_KEYS)})")
+    s = check_privacy_section(cfg.privacy, cfg.where, methods=cfg.methods)
+    check(s["pool"] <= len(data.train_y),
+          f"{cfg.where}: privacy.pool is {s['pool']} but {data.name} has {len(data.train_y)} training images; "
+          "use a smaller pool")
+    pool = data.subset(s["pool"], None, seed=s["seed"])
+    plan = shadow_plan(s["pool"], s["shadows"], s["forget_size"], seed=s["seed"], fprs=s["fprs"])
+    return PrivacySetup(s, pool, plan)
+
+
+def privacy_folder(cfg) -> Path:
+    return cfg.results_folder() / "privacy"
+
+
+def _record_name(cfg, setup: PrivacySetup, index: int, method: str) -> str:
+    from .requests import config_hash
+    hp = {} if method in (REFERENCE, *ANCHORS) else cfg.full_hp(method, SCENARIO)
+    key = dict(setup.key(), shadow=index, method=method, hp=hp, model=cfg.model, train=cfg.train,
+               eval_size=setup.section["eval_size"])
+    return f"{method}-{index:03d}-{config_hash(key)}.json"
+
+
+def _measure(model, setup: PrivacySetup, data, request, device) -> dict:
+    """A model's confidence on every target and its accuracies (test and retain subsets)."""
+    from .metrics import accuracy
+    from .privacy import logit_confidence
+    from .training import predict_logits
+    n = setup.section["eval_size"]
+    tx, ty = setup.target_data()
+    conf = logit_confidence(predict_logits(model, tx, device=device), ty)
+    g = np.random.default_rng(setup.section["seed"])
+    test = np.sort(g.choice(len(data.test_y), min(n, len(data.test_y)), replace=False))
+    retain = request.retain_idx.numpy()
+    retain = np.sort(g.choice(retain, min(n, len(retain)), replace=False))
+    return dict(confidence=[round(float(c), 5) for c in conf],
+                test_acc=accuracy(predict_logits(model, data.test_x[test], device=device), data.test_y[test]),
+                retain_acc=accuracy(predict_logits(model, data.train_x[retain], device=device),
+                                    data.train_y[retain]))
+
+
+def run_privacy(cfg, *, data=None, cache=None, device=None, progress=None, log=print) -> Path:
+    """Train every shadow of the profile's ``privacy:`` section and record each model
+    (:mod:`megu_lib.shadows`); returns the records folder. Resumable: existing records are
+    kept. Every check (the section, the plan, the methods' settings) runs before any training."""
+    from .cache import atomic_write_bytes, check_writable, remove_stale_temp_files
+    from .experiments import _environment, _now, append_run_log
+    from .methods import unlearn
+    from .profile import load_data
+    from .training import progress_bar, resolve_device, seed_everything
+    data = load_data(cfg) if data is None else data
+    setup = privacy_setup(cfg, data)
+    s = setup.section
+    hps = {m: cfg.method_hp(m, SCENARIO) for m in s["methods"]}  # a missing study fails here, before training
+    folder = privacy_folder(cfg) / "records"
+    check_writable(folder, "privacy results folder", "set MEGU_RESULTS_DIR to a writable folder")
+    remove_stale_temp_files(folder)
+    device = resolve_device(cfg.device if device is None else device)
+    methods = [REFERENCE, *ANCHORS, *s["methods"]]
+    todo = [(i, m) for i in range(s["shadows"]) for m in methods
+            if not (folder / _record_name(cfg, setup, i, m)).is_file()]
+    log(f"[privacy {cfg.name}] {s['shadows']} shadows x {len(methods)} models, {len(todo)} to do -> {folder}")
+    env, started = _environment(), time.perf_counter()
+    with progress_bar(len(todo), f"{cfg.name} privacy", progress) as bar:
+        for index in sorted({i for i, _ in todo}):
+            sdata, request = setup.shadow(index)
+            seed = setup.shadow_seed(index)
+            original = cfg.original_model(sdata, seed, cache=cache, device=device, progress=progress)
+            for method in [m for i, m in todo if i == index]:
+                if method == "original":
+                    model, seconds, hp = original, float(original.train_seconds), {}
+                else:
+                    # the anchor retraining: its own initialisation and batch order (retrain's
+                    # init_seed; by default it would reuse the original's seed, as the reference does)
+                    hp = ({} if method == REFERENCE else {"init_seed": seed + ANCHOR_SEED_OFFSET}
+                          if method == "retrain" else hps[method])
+                    seed_everything(seed)
+                    result = unlearn("retrain" if method == REFERENCE else method, original, sdata, request,
+                                     device=device, seed=seed, cache=cache, progress=progress, **hp)
+                    model, seconds = result.model, float(result.seconds)
+                record = dict(config=cfg.name, shadow=index, method=method, seed=seed, hp=hp, plan=setup.key(),
+                              **_measure(model, setup, sdata, request, device), seconds=seconds,
+                              device=str(device), environment=env, finished=_now())
+                atomic_write_bytes(folder / _record_name(cfg, setup, index, method),
+                                   json.dumps(record, indent=None, default=float).encode())
+                bar.update(1)
+                bar.set_postfix(shadow=index, method=method, refresh=False)
+    seconds = time.perf_counter() - started
+    if todo:
+        append_run_log(privacy_folder(cfg), "privacy", seconds=seconds, models=len(todo))
+    log(f"[privacy {cfg.name}] done in {seconds:.0f} s")
+    return folder
+
+
+# ---------------------------------------------------------------------------------------
+# Reading the records back
+
+
+@dataclasses.dataclass
+class PrivacyResults:
+    """A profile's privacy records, in the layout of :mod:`megu_lib.privacy`: per model name
+    (the reference, the anchors, the methods) an ``(n_shadows, n_targets)`` array of
+    confidences on every target (:meth:`forgotten` masks those each shadow did not forget),
+    and per shadow its accuracies and seconds."""
+
+    setup: PrivacySetup
+    confidence: dict
+    test_acc: dict
+    retain_acc: dict
+    seconds: dict
+
+    @property
+    def plan(self):
+        return self.setup.plan
+
+    @property
+    def methods(self) -> list:
+        """Model names other than the reference: the anchors first, then the methods."""
+        return [m for m in self.confidence if m != REFERENCE]
+
+    def forgotten(self, name: str) -> np.ndarray:
+        """``name``'s confidences, NaN where the shadow did not forget the target."""
+        return self.plan.layout(self.confidence[name])
+
+
+def privacy_results(cfg, data=None) -> PrivacyResults:
+    """Every record of the profile's privacy run; an error naming the command that makes
+    them when any (shadow, model) is missing."""
+    from .profile import load_data
+    data = load_data(cfg) if data is None else data
+    setup = privacy_setup(cfg, data)
+    s = setup.section
+    folder = privacy_folder(cfg) / "records"
+    names = [REFERENCE, *ANCHORS, *s["methods"]]
+    conf, test, retain, secs, missing = {}, {}, {}, {}, 0
+    for name in names:
+        rows = []
+        for i in range(s["shadows"]):
+            path = folder / _record_name(cfg, setup, i, name)
+            try:
+                rows.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                missing += 1
+        if len(rows) == s["shadows"]:
+            conf[name] = np.array([r["confidence"] for r in rows], dtype=float)
+            test[name] = np.array([r["test_acc"] for r in rows], dtype=float)
+            retain[name] = np.array([r["retain_acc"] for r in rows], dtype=float)
+            secs[name] = np.array([r["seconds"] for r in rows], dtype=float)
+    check(missing == 0, f"{cfg.where}: {missing} of {len(names) * s['shadows']} privacy records are missing in "
+          f"{folder}; run `python -m megu_lib privacy {cfg.name}` (it resumes)")
+    return PrivacyResults(setup, conf, test, retain, secs)
+
+
+def _fold(plan, held_twins) -> np.ndarray:
+    """The ``fit`` flags with the twins in ``held_twins`` held out."""
+    fit = np.ones(plan.n_shadows, dtype=bool)
+    for t in held_twins:
+        fit[2 * t: 2 * t + 2] = False
+    return fit
+
+
+def attack(results: PrivacyResults, name: str, *, fit=None, shadows=None):
+    """U-LiRA on model ``name`` against the reference: the :class:`~megu_lib.privacy.ULiraScores`
+    with ``fit`` (default: the plan's split), on the shadows in ``shadows`` (default all;
+    whole twins, so every target stays forgotten equally often)."""
+    from .privacy import ulira_scores
+    fit = results.plan.fit if fit is None else np.asarray(fit)
+    u, r = results.forgotten(name), results.forgotten(REFERENCE)
+    if shadows is not None:
+        u, r, fit = u[shadows], r[shadows], fit[shadows]
+    return ulira_scores(u, r, fit)
+
+
+def _bootstrap_auc(scores, n_boot: int, seed: int) -> tuple[float, float]:
+    """95 % interval of the AUC over targets resampled with replacement (the scores fixed)."""
+    from .privacy import roc_summary
+    rng = np.random.default_rng(seed)
+    n = scores.unlearned.shape[1]
+    aucs = []
+    for _ in range(n_boot):
+        cols = rng.integers(0, n, n)
+        aucs.append(roc_summary(scores.unlearned[:, cols], scores.retrained[:, cols], fprs=[0.5]).auc)
+    lo, hi = np.percentile(aucs, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def privacy_table(results: PrivacyResults, *, n_boot: int = 200) -> pd.DataFrame:
+    """Per model (the anchors, then the methods): U-LiRA's AUC with a 95 % bootstrap interval
+    over targets, its TPR at each FPR of the section, the competition's forget quality and
+    final score, the mean accuracies and seconds, and what the figures rest on (held-out
+    pairs, models per example)."""
+    from .privacy import competition_score, forget_quality, roc_summary
+    s = results.setup.section
+    ref = REFERENCE
+    rows = []
+    for name in results.methods:
+        scores = attack(results, name)
+        roc = roc_summary(scores.unlearned, scores.retrained, fprs=s["fprs"])
+        lo, hi = _bootstrap_auc(scores, n_boot, s["seed"])
+        fq = forget_quality(results.forgotten(name), results.forgotten(ref))
+        ra_u, ra_r = results.retain_acc[name].mean(), results.retain_acc[ref].mean()
+        ta_u, ta_r = results.test_acc[name].mean(), results.test_acc[ref].mean()
+        row = dict(method=name, auc=100 * roc.auc, auc_lo=100 * lo, auc_hi=100 * hi,
+                   **{f"tpr@{100 * a:g}%": 100 * v for a, v in roc.tpr_at.items()},
+                   forget_quality=fq.score, score=competition_score(fq.score, ra_u, ra_r, ta_u, ta_r),
+                   retain_acc=ra_u, test_acc=ta_u, seconds=float(np.median(results.seconds[name])),
+                   pairs=roc.n_neg, models_per_example=fq.n_models)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")
+
+
+def auc_by_shadows(results: PrivacyResults, name: str, sizes=None, *, repeats: int = 20, seed: int = 0) -> pd.DataFrame:
+    """How U-LiRA's AUC on ``name`` moves with the number of shadows: for each size in
+    ``sizes`` (even; default 12, 16, 24 and all), ``repeats`` random draws of that many
+    shadows (whole twins), half the twins (at least :data:`~megu_lib.privacy.MIN_FIT_MODELS`)
+    fitting and the rest held out. One row per draw: ``shadows``, ``repeat``, ``auc`` (%)."""
+    from .privacy import MIN_FIT_MODELS, roc_summary
+    plan = results.plan
+    n_twins = plan.n_shadows // 2
+    sizes = sizes if sizes is not None else sorted({min(n, plan.n_shadows) for n in (12, 16, 24, plan.n_shadows)})
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in sizes:
+        k = n // 2
+        check(n % 2 == 0 and MIN_FIT_MODELS + 1 <= k <= n_twins,
+              f"auc_by_shadows: {n} shadows: use an even number from {2 * (MIN_FIT_MODELS + 1)} to {plan.n_shadows}")
+        held = max(1, min(k // 2, k - MIN_FIT_MODELS))
+        for rep in range(repeats if k < n_twins else 1):
+            twins = rng.permutation(n_twins)[:k]
+            shadows = np.sort(np.concatenate([2 * twins, 2 * twins + 1]))
+            fit = _fold(plan, twins[:held])
+            scores = attack(results, name, fit=fit, shadows=shadows)
+            rows.append(dict(shadows=n, repeat=rep, auc=100 * roc_summary(*scores, fprs=[0.5]).auc))
+    return pd.DataFrame(rows)
+
+
+def roc_curves(results: PrivacyResults, names=None) -> dict:
+    """{model: :class:`~megu_lib.privacy.RocSummary`} on the plan's held-out shadows."""
+    from .privacy import roc_summary
+    fprs = results.setup.section["fprs"]
+    return {n: roc_summary(*attack(results, n), fprs=fprs) for n in (names or results.methods)}
+
+
+def rank_agreement(a: pd.Series, b: pd.Series) -> float:
+    """Spearman's rank correlation of two scores over the methods both have (NaN below three)."""
+    both = pd.concat([a.rename("a"), b.rename("b")], axis=1).dropna()
+    if len(both) < 3:
+        return float("nan")
+    from scipy.stats import spearmanr
+    return float(spearmanr(both["a"], both["b"]).statistic)

@@ -1,0 +1,141 @@
+"""megu_lib.shadows: the privacy run of a profile (shadow models trained, recorded, resumed),
+its bad input, and the sanity anchors on a small pool: no unlearning is found, a second
+retraining is not."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+import megu_lib.profile as pf
+from megu_lib.errors import MeguError
+from megu_lib.shadows import (
+    ANCHORS,
+    REFERENCE,
+    auc_by_shadows,
+    privacy_folder,
+    privacy_results,
+    privacy_setup,
+    privacy_table,
+    rank_agreement,
+    roc_curves,
+    run_privacy,
+)
+
+
+def _profile(tmp_path, name="tiny", **privacy):
+    cfg = dict(name=name, dataset="fashion_mnist", model={"arch": "small_cnn", "width": 4, "convs": 1},
+               # 100 members per shadow, 40 steps without augmentation: a weak model (about 30 % test
+               # accuracy) whose confidence on its members still differs from a model that never saw them
+               train={"preset": "fast", "epochs": 20, "batch_size": 50, "lr": 0.05, "augment": False},
+               device="cpu", seeds=[0],
+               judge="uniform", scenarios={"random": {"forget": [0.1]}}, methods=["retrain", "finetune", "neggrad"],
+               hp={"finetune": {"epochs": 0.5}},
+               privacy={"pool": 200, "shadows": 16, "forget_size": 10, "eval_size": 50, "fprs": [0.1],
+                        "methods": ["finetune"], **privacy})
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _one_line(match, fn, *args, **kwargs):
+    with pytest.raises(MeguError, match=match) as err:
+        fn(*args, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_privacy_sections_are_one_line_errors_before_any_training(tmp_path):
+    _one_line(r"^tiny.yaml: privacy has unknown key 'shadow'", pf.load_config, _profile(tmp_path, shadow=4))
+    _one_line(r"^tiny.yaml: privacy: n_shadows=8 is too few for FPR 0.001 .* use n_shadows >= \d+",
+              pf.load_config, _profile(tmp_path, shadows=8, fprs=[0.001]))
+    _one_line(r"^tiny.yaml: privacy: a pool of 30 is too small for forget sets of 20",
+              pf.load_config, _profile(tmp_path, pool=30, forget_size=20))
+    _one_line(r"privacy.methods: 'ssd' is not a method of the profile", pf.load_config,
+              _profile(tmp_path, methods=["ssd"]))
+    _one_line(r"privacy.shadows must be an int >= 2", pf.load_config, _profile(tmp_path, shadows="many"))
+    # a pool larger than the data set: at setup, before training
+    cfg = pf.load_config(_profile(tmp_path, pool=10 ** 6))
+    _one_line(r"privacy.pool is 1000000 but fashion_mnist has 60000 training images", run_privacy, cfg)
+    # a profile without the section
+    plain = dict(yaml.safe_load(_profile(tmp_path).read_text()))
+    plain.pop("privacy")
+    (tmp_path / "plain.yaml").write_text(yaml.safe_dump(plain))
+    _one_line(r"the profile has no privacy section", run_privacy, pf.load_config(tmp_path / "plain.yaml"))
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "results").exists()  # nothing trained or written
+
+
+def test_the_privacy_section_leaves_the_grids_hash_alone(tmp_path):
+    with_section = pf.load_config(_profile(tmp_path))
+    plain = dict(yaml.safe_load(_profile(tmp_path).read_text()))
+    plain.pop("privacy")
+    (tmp_path / "tiny2.yaml").write_text(yaml.safe_dump(plain))
+    assert with_section.hash() == pf.load_config(tmp_path / "tiny2.yaml").hash()
+
+
+def test_each_shadow_forgets_its_own_members(tmp_path, fmnist):
+    cfg = pf.load_config(_profile(tmp_path))
+    setup = privacy_setup(cfg, fmnist)
+    tx, ty = setup.target_data()
+    for i in (0, 1, 15):
+        data, request = setup.shadow(i)
+        assert len(data.train_y) == 100 and len(request.forget_idx) == 10
+        assert len(request.forget_idx) + len(request.retain_idx) == 100
+        # the forget set's images are the plan's forgotten targets
+        forgotten = setup.plan.forgotten[i]
+        assert (data.train_x[request.forget_idx] == tx[forgotten]).all()
+        assert (data.test_x == fmnist.test_x).all()  # the test split stays whole
+    # twins forget complementary halves of the targets
+    assert (setup.plan.forgotten[0] ^ setup.plan.forgotten[1]).all()
+
+
+def test_a_privacy_run_records_resumes_and_puts_the_anchors_at_both_ends(tmp_path):
+    """One run (the slow part: 48 small models, about half a minute on one core) and everything read from it."""
+    cfg = pf.load_config(_profile(tmp_path))
+    logs, again = [], []
+    folder = run_privacy(cfg, log=logs.append)
+    run_privacy(cfg, log=again.append)
+    names = [REFERENCE, *ANCHORS, "finetune"]
+    assert len(list(folder.glob("*.json"))) == 16 * len(names)
+    assert "64 to do" in logs[0] and "0 to do" in again[0]
+    log = json.loads((privacy_folder(cfg) / "run_log.json").read_text())
+    assert [e["command"] for e in log] == ["privacy"]  # the resume that did nothing is not logged
+    record = json.loads(next(folder.glob("finetune-000-*.json")).read_text())
+    assert record["hp"] == {"epochs": 0.5} and record["seconds"] > 0
+    anchor = json.loads(next(folder.glob("retrain-000-*.json")).read_text())
+    reference = json.loads(next(folder.glob("reference-000-*.json")).read_text())
+    assert anchor["hp"] == {"init_seed": 10_000} and anchor["confidence"] != reference["confidence"]
+
+    results = privacy_results(cfg)
+    assert sorted(results.confidence) == sorted(names)
+    assert results.confidence["finetune"].shape == (16, 20)
+    table = privacy_table(results, n_boot=50)
+    # no unlearning: the original still holds its members, and the attack finds it
+    assert table.loc["original", "auc"] > 60 and table.loc["original", "auc_lo"] > 50
+    # a second retraining cannot be told from the reference
+    assert table.loc["retrain", "auc_lo"] < 50 < table.loc["retrain", "auc_hi"]
+    assert table.loc["original", "auc"] > table.loc["retrain", "auc_hi"]
+    assert (table["auc_lo"] <= table["auc"]).all() and (table["auc"] <= table["auc_hi"]).all()
+    assert (table["pairs"] == 8 * 10).all() and (table["models_per_example"] == 8).all()
+    assert "tpr@10%" in table.columns
+
+    spread = auc_by_shadows(results, "original", repeats=5)
+    assert sorted(spread.shadows.unique()) == [12, 16]
+    assert list(spread.groupby("shadows").size()) == [5, 1]
+    assert spread.auc.between(0, 100).all()
+    with pytest.raises(MeguError, match="use an even number from 10 to 16"):
+        auc_by_shadows(results, "original", sizes=[6])
+    curves = roc_curves(results)
+    assert set(curves) == {*ANCHORS, "finetune"}
+    assert curves["original"].fpr[0] == 0 and curves["original"].tpr[-1] == 1
+
+    # a missing record is an error that names the command
+    next(folder.glob("finetune-003-*.json")).unlink()
+    _one_line(r"1 of 64 privacy records are missing .* run `python -m megu_lib privacy tiny`", privacy_results, cfg)
+
+
+def test_rank_agreement():
+    import pandas as pd
+    a = pd.Series({"x": 1.0, "y": 2.0, "z": 3.0, "w": 4.0})
+    assert rank_agreement(a, a * 10) == pytest.approx(1.0)
+    assert rank_agreement(a, -a) == pytest.approx(-1.0)
+    assert np.isnan(rank_agreement(a, pd.Series({"x": 1.0, "q": 2.0})))
