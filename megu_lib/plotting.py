@@ -741,3 +741,103 @@ def plot_study_histories(trials: pd.DataFrame, *, ncols: int = 3):
                frameon=False)
     fig.tight_layout(rect=(0, 0.3 / fig.get_size_inches()[1], 1, 1))
     return fig
+
+
+# --------------------------------------------------------------------------- per-example privacy
+def plot_privacy_auc(table: pd.DataFrame):
+    """U-LiRA's AUC per model (points, with the 95 % bootstrap interval over targets), most
+    exposed at the top; 50 % (unlearned cannot be told from retrained) marked. ``table``:
+    :func:`megu_lib.shadows.privacy_table`. The anchors keep their colours (original grey,
+    retrain black), MeGU its red."""
+    t = table.sort_values("auc", ascending=False)
+    pal = _method_palette(t.index)
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 0.9 + 0.3 * len(t)))
+    for i, (m, row) in enumerate(t.iterrows()):
+        ax.errorbar(row.auc, i, xerr=[[row.auc - row.auc_lo], [row.auc_hi - row.auc]],
+                    fmt="*" if m == "megu" else "o", ms=12 if m == "megu" else 6, color=pal[m], capsize=2, lw=0.8)
+    ax.axvline(50, color="0.4", ls=":", lw=1)
+    ax.set_yticks(range(len(t)), t.index)
+    _mark_ticks(ax.get_yticklabels(), ("megu",))
+    ax.invert_yaxis()
+    ax.set_xlabel("U-LiRA AUC (%): 50 = unlearned looks retrained")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_roc_curves(curves: dict, *, highlight=("original", "retrain", "megu", "megu_paper")):
+    """ROC curves of the attack on log-log axes (the low-FPR end is where an attack exposes
+    single examples with confidence): the models in ``highlight`` in their colours, the other
+    methods thin; the diagonal is chance. ``curves``: {model: RocSummary}."""
+    pal = _method_palette(curves)
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN * 0.75, 4.2))
+    floor = min(1.0 / max(c.n_neg for c in curves.values()), 1e-3)
+    for m, c in curves.items():
+        strong = m in highlight
+        fpr, tpr = np.maximum(c.fpr, floor), np.maximum(c.tpr, floor)
+        ax.plot(fpr, tpr, color=pal[m], lw=2.0 if strong else 0.9, alpha=1.0 if strong else 0.55,
+                ls="--" if m == "retrain" else "-", label=m if strong else None, zorder=3 if strong else 2)
+    ax.plot([floor, 1], [floor, 1], color="0.6", lw=0.8, ls=":", label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(floor, 1)
+    ax.set_ylim(floor, 1.05)
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.grid(alpha=0.3, which="major")
+    ax.legend(loc="lower right", fontsize=STYLE["legend.fontsize"], title="thin: other methods",
+              title_fontsize=STYLE["legend.fontsize"])
+    fig.tight_layout()
+    return fig
+
+
+def plot_confidence_examples(values: dict, examples, *, labels=None):
+    """Per target example (one panel each), its logit-scaled confidence under each model (one
+    row per model, one dot per shadow that forgot it): what U-LiRA fits its Gaussians to.
+    ``values``: {model: (n_shadows, n_targets) array with NaN where not forgotten};
+    ``examples``: target columns to show; ``labels``: a title per example."""
+    names = list(values)
+    pal = _method_palette(names)
+    fig, axes = plt.subplots(len(examples), 1, figsize=(MAX_WIDTH_IN, 0.6 + 0.32 * len(names) * len(examples)),
+                             squeeze=False)
+    rng = np.random.default_rng(0)
+    for k, (ax, j) in enumerate(zip(axes[:, 0], examples)):
+        for i, m in enumerate(names):
+            x = values[m][:, j]
+            x = x[np.isfinite(x)]
+            ax.plot(x, i + rng.uniform(-0.15, 0.15, len(x)), "o", ms=4, color=pal[m], alpha=0.8)
+            ax.plot([x.mean()], [i], "|", ms=14, mew=2, color=pal[m])
+        ax.set_yticks(range(len(names)), names)
+        _mark_ticks(ax.get_yticklabels(), ("megu",))
+        ax.invert_yaxis()
+        ax.set_title(labels[k] if labels is not None else f"target {j}", loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1, 0].set_xlabel("logit-scaled confidence on the true label, log(p / (1 − p))")
+    fig.tight_layout()
+    return fig
+
+
+def plot_auc_by_shadows(spread: pd.DataFrame):
+    """U-LiRA's AUC against the number of shadow models (one dot per random draw of shadows,
+    the mean as a bar), one colour per model. ``spread``: rows of
+    :func:`megu_lib.shadows.auc_by_shadows` with a ``model`` column."""
+    models = list(dict.fromkeys(spread.model))
+    pal = _method_palette(models)
+    sizes = sorted(spread.shadows.unique())
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN * 0.75, 3.2))
+    width = 0.8 / max(1, len(models))
+    for i, m in enumerate(models):
+        for k, n in enumerate(sizes):
+            a = spread[(spread.model == m) & (spread.shadows == n)].auc.to_numpy()
+            x = k + (i - (len(models) - 1) / 2) * width
+            ax.plot(np.full(len(a), x), a, "o", ms=3, color=pal[m], alpha=0.6)
+            ax.plot([x - width / 3, x + width / 3], [a.mean()] * 2, color=pal[m], lw=2.5,
+                    label=m if k == 0 else None)
+    ax.axhline(50, color="0.4", ls=":", lw=1)
+    ax.set_xticks(range(len(sizes)), [str(n) for n in sizes])
+    ax.set_xlabel("shadow models the attack rests on")
+    ax.set_ylabel("U-LiRA AUC (%)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="best", fontsize=STYLE["legend.fontsize"])
+    fig.tight_layout()
+    return fig

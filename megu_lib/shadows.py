@@ -39,9 +39,10 @@ PRIVACY_KEYS = {
     "methods": "the methods attacked (default: the profile's, retrain aside); the anchors always run",
     "eval_size": "test and retain images each model's accuracies are measured on",
     "fprs": "false-positive rates the attack's TPR is reported at",
+    "train": "changes to the profile's training schedule for the shadows (default none: the profile's recipe)",
 }
 PRIVACY_DEFAULTS = dict(pool=10000, shadows=32, forget_size=125, seed=0, methods=None, eval_size=1000,
-                        fprs=[0.01, 0.001])
+                        fprs=[0.01, 0.001], train={})
 #: The two ends of the scale, run for every shadow: no unlearning, and a second retraining.
 ANCHORS = ("original", "retrain")
 #: The retrained model every other model is compared with (recorded per shadow like a method).
@@ -76,6 +77,13 @@ def check_privacy_section(section, where: str, *, methods: list) -> dict:
               "anchor; it always runs)")
     p["methods"] = list(chosen)
     from .errors import MeguError
+    from .training import train_config
+    check(isinstance(p["train"], dict),
+          f"{where}: privacy.train must map schedule fields to values, got {p['train']!r}")
+    try:
+        train_config(dict(p["train"]))
+    except MeguError as e:
+        raise MeguError(f"{where}: privacy.train: {e}") from None
     try:  # sizes: a pool too small for the forget sets, too few shadows for the FPRs
         shadow_plan(p["pool"], p["shadows"], p["forget_size"], seed=p["seed"], fprs=p["fprs"])
     except MeguError as e:
@@ -126,6 +134,13 @@ class PrivacySetup:
         t = self.plan.targets
         t = torch.from_numpy(np.array(t))
         return self.pool.train_x[t], self.pool.train_y[t]
+
+
+def shadow_config(cfg):
+    """The profile as its shadows train: its training schedule with the section's ``train``
+    changes (none by default)."""
+    s = check_privacy_section(cfg.privacy, cfg.where, methods=cfg.methods)
+    return dataclasses.replace(cfg, train={**cfg.train, **s["train"]}) if s["train"] else cfg
 
 
 def privacy_setup(cfg, data) -> PrivacySetup:
@@ -184,6 +199,7 @@ def run_privacy(cfg, *, data=None, cache=None, device=None, progress=None, log=p
     from .training import progress_bar, resolve_device, seed_everything
     data = load_data(cfg) if data is None else data
     setup = privacy_setup(cfg, data)
+    cfg = shadow_config(cfg)
     s = setup.section
     hps = {m: cfg.method_hp(m, SCENARIO) for m in s["methods"]}  # a missing study fails here, before training
     folder = privacy_folder(cfg) / "records"
@@ -263,6 +279,7 @@ def privacy_results(cfg, data=None) -> PrivacyResults:
     from .profile import load_data
     data = load_data(cfg) if data is None else data
     setup = privacy_setup(cfg, data)
+    cfg = shadow_config(cfg)
     s = setup.section
     folder = privacy_folder(cfg) / "records"
     names = [REFERENCE, *ANCHORS, *s["methods"]]
@@ -347,7 +364,8 @@ def auc_by_shadows(results: PrivacyResults, name: str, sizes=None, *, repeats: i
     """How U-LiRA's AUC on ``name`` moves with the number of shadows: for each size in
     ``sizes`` (even; default 12, 16, 24 and all), ``repeats`` random draws of that many
     shadows (whole twins), half the twins (at least :data:`~megu_lib.privacy.MIN_FIT_MODELS`)
-    fitting and the rest held out. One row per draw: ``shadows``, ``repeat``, ``auc`` (%)."""
+    fitting and the rest held out; all the shadows once, with the plan's split (the AUC of
+    :func:`privacy_table`). One row per draw: ``shadows``, ``repeat``, ``auc`` (%)."""
     from .privacy import MIN_FIT_MODELS, roc_summary
     plan = results.plan
     n_twins = plan.n_shadows // 2
@@ -360,6 +378,10 @@ def auc_by_shadows(results: PrivacyResults, name: str, sizes=None, *, repeats: i
               f"auc_by_shadows: {n} shadows: use an even number from {2 * (MIN_FIT_MODELS + 1)} to {plan.n_shadows}")
         held = max(1, min(k // 2, k - MIN_FIT_MODELS))
         for rep in range(repeats if k < n_twins else 1):
+            if k == n_twins:  # every shadow: the plan's own split, the one privacy_table reads
+                scores = attack(results, name)
+                rows.append(dict(shadows=n, repeat=rep, auc=100 * roc_summary(*scores, fprs=[0.5]).auc))
+                continue
             twins = rng.permutation(n_twins)[:k]
             shadows = np.sort(np.concatenate([2 * twins, 2 * twins + 1]))
             fit = _fold(plan, twins[:held])
@@ -382,3 +404,53 @@ def rank_agreement(a: pd.Series, b: pd.Series) -> float:
         return float("nan")
     from scipy.stats import spearmanr
     return float(spearmanr(both["a"], both["b"]).statistic)
+
+
+def auc_difference(results: PrivacyResults, a: str, b: str, *, n_boot: int = 200, seed: int = 0) -> dict:
+    """AUC(a) − AUC(b) in points with a paired 95 % bootstrap interval: the same targets are
+    resampled for both models (they are attacked on the same examples, so their AUCs move
+    together). Positive: ``a`` is the easier to tell from retraining."""
+    from .privacy import roc_summary
+    sa, sb = attack(results, a), attack(results, b)
+    auc = lambda s, cols: roc_summary(s.unlearned[:, cols], s.retrained[:, cols], fprs=[0.5]).auc  # noqa: E731
+    n = sa.unlearned.shape[1]
+    every = np.arange(n)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        cols = rng.integers(0, n, n)
+        diffs.append(auc(sa, cols) - auc(sb, cols))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return dict(a=a, b=b, diff=100 * (auc(sa, every) - auc(sb, every)), lo=100 * float(lo), hi=100 * float(hi))
+
+
+def privacy_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`privacy_table` as the book shows it: narrow, one decimal, the AUC with its
+    interval in one cell (it may break after the mean), the accuracies and seconds last."""
+    nbsp = "\u00a0"
+    out = pd.DataFrame(index=table.index)
+    out["AUC % [95 % CI]"] = [f"{r.auc:.1f} [{r.auc_lo:.1f},{nbsp}{r.auc_hi:.1f}]" for r in table.itertuples()]
+    for col in [c for c in table.columns if c.startswith("tpr@")]:
+        out[f"TPR at {col[4:]} FPR"] = table[col].map(lambda v: f"{v:.1f}")
+    out["forget quality"] = table.forget_quality.map(lambda v: f"{v:.2f}")
+    out["score"] = table.score.map(lambda v: f"{v:.2f}")
+    out["test acc"] = table.test_acc.map(lambda v: f"{v:.1f}")
+    out["s"] = table.seconds.map(lambda v: f"{v:.1f}")
+    out.index.name = None
+    return out
+
+
+def mia_comparison(records: pd.DataFrame, table: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """The entropy MIA against U-LiRA, per method: each method's mean distance to retrain's
+    MIA over the random-scenario runs of ``records`` (the grid's; same request and seed) and
+    its U-LiRA AUC from ``table``; with Spearman's rank correlation over the models both
+    have (the retrain anchor left out: its MIA distance is 0 by construction)."""
+    rnd = records[records.scenario == "random"]
+    check(len(rnd) > 0 and (rnd.method == "retrain").any(),
+          "mia_comparison needs random-scenario records with retrain among them")
+    keyed = rnd.set_index(["request", "seed"])
+    ref = keyed[keyed.method == "retrain"].mia
+    distance = (keyed.mia - ref.reindex(keyed.index)).abs().groupby(keyed.method).mean()
+    both = pd.DataFrame({"U-LiRA AUC (%)": table.auc, "|MIA − retrain's| (pts)": distance})
+    both = both.drop(index="retrain", errors="ignore").dropna().sort_values("U-LiRA AUC (%)", ascending=False)
+    return both, rank_agreement(both.iloc[:, 0], both.iloc[:, 1])

@@ -326,3 +326,61 @@ def at_a_glance(df: pd.DataFrame, claims: pd.DataFrame, *, profile: str, descrip
                  "these machines lack); the concept judge runs offline instead of the paper's multimodal LLM; "
                  "the population-level MIA is weak on these models (see *Experiments*).")
     return "\n".join(lines)
+
+
+#: An original whose U-LiRA AUC interval does not clear this (percent) leaves the attack
+#: nothing to find: no comparison under it means anything (ours).
+ULIRA_POWER_FLOOR = 55.0
+
+
+def privacy_verdict(table: pd.DataFrame, differences: list, focus: str = "megu") -> Verdict:
+    """The per-example privacy chapter's verdict: where ``focus`` sits between the two anchors
+    (the original and a second retraining) under U-LiRA, and the paper's privacy claims
+    (MeGU's MIA lower than SSD's and UNSIR's) read on the paired AUC differences
+    ``differences`` (dicts from :func:`megu_lib.shadows.auc_difference`, ``a`` = ``focus``):
+    *holds* when the interval lies below 0, *does not hold* above 0, else *inconclusive*;
+    all *not meaningful here* when the attack cannot find the original (its AUC interval
+    does not clear :data:`ULIRA_POWER_FLOOR`)."""
+    check({"original", "retrain", focus} <= set(table.index),
+          f"privacy_verdict needs rows for original, retrain and {focus}, got {', '.join(table.index)}")
+    o, r, f = (table.loc[m] for m in ("original", "retrain", focus))
+    ends = (f"original {o.auc:.1f} [{o.auc_lo:.1f}, {o.auc_hi:.1f}], a second retraining {r.auc:.1f} "
+            f"[{r.auc_lo:.1f}, {r.auc_hi:.1f}]")
+    if not o.auc_lo > ULIRA_POWER_FLOOR:
+        return Verdict("not meaningful here",
+                       f"U-LiRA cannot tell even the untouched original from retraining ({ends}; AUC in %, 50 is "
+                       f"chance), so no method's figure says anything about privacy on these models.")
+    span = o.auc - r.auc
+    closed = 100 * (o.auc - f.auc) / span if span > 0 else float("nan")
+    if not _finite(closed):
+        place = ""
+    elif closed <= 0:
+        place = ": it is no closer to retraining than the untouched original"
+    elif closed >= 100:
+        place = ": it sits as close to retraining as a second retraining does"
+    else:
+        place = f": it closes {closed:.0f} % of the distance from the original to retraining"
+    where = (f"`{focus}` scores an AUC of {f.auc:.1f} [{f.auc_lo:.1f}, {f.auc_hi:.1f}] against the two ends of the "
+             f"scale ({ends}){place}")
+    reads = []
+    labels = set()
+    for d in differences:
+        if d["hi"] < 0:
+            word = "holds"
+        elif d["lo"] > 0:
+            word = "does not hold"
+        else:
+            word = "inconclusive"
+        labels.add(word)
+        reads.append(f"against `{d['b']}` the difference is {d['diff']:+.1f} points [{d['lo']:+.1f}, {d['hi']:+.1f}]"
+                     f" (*{word}*)")
+    ranked = table.drop(index=["original", "retrain"], errors="ignore").sort_values("auc")
+    best = ranked.index[0] if len(ranked) else None
+    tail = (f" The least exposed method here is `{best}` ({ranked.auc.iloc[0]:.1f})." if best is not None else "")
+    if not reads:
+        return Verdict("no comparison", where + "." + tail)
+    label = ("the paper's privacy claims hold here" if labels == {"holds"} else
+             "the paper's privacy claims do not hold here" if labels == {"does not hold"} else
+             "the paper's privacy claims are not confirmed here")
+    return Verdict(label, f"{where}. Read as the paper's claim that MeGU is harder to attack, "
+                          f"{_list(reads)}.{tail}")

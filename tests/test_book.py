@@ -25,7 +25,8 @@ def test_toc_lists_every_chapter_and_page():
     chapters = [f for f in files if f.startswith("book/_executed/")]
     assert chapters == [f"book/_executed/{s}" for s in stems], "every notebook is a chapter, in order"
     for stem in ("00_original_vs_retrain", "01_entanglement", "02_transition_matrix", "03_label_perturbation",
-                 "04_fragment_align", "05_experiments", "06_ablations", "07_claims"):
+                 "04_fragment_align", "05_experiments", "06_ablations", "07_claims",
+                 "08_privacy"):
         assert f"book/_executed/{stem}" in files
     assert files[0] == "book/intro" and files[-3:] == ["book/reproduce", "book/api", "book/bibliography"]
     for page in files:

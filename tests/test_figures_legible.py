@@ -106,6 +106,22 @@ def _figures():
     yield "plot_sensitivity", pl.plot_sensitivity(sensitivity)
     yield "plot_claims", pl.plot_claims(cl.check_claims(df))
     yield "plot_study_histories", pl.plot_study_histories(trials)
+    # per-example privacy at the main profile's size: 14 models, 32 shadows, 250 targets
+    from megu_lib.privacy import roc_summary
+    rng = np.random.default_rng(1)
+    models = ["original", "retrain", *METHODS[2:]]
+    auc = pd.DataFrame({"auc": np.linspace(95, 50, len(models))}, index=models)
+    auc["auc_lo"], auc["auc_hi"] = auc.auc - 3, auc.auc + 3
+    yield "plot_privacy_auc", pl.plot_privacy_auc(auc)
+    yield "plot_roc_curves", pl.plot_roc_curves({m: roc_summary(rng.normal(k / 5, 1, 2000), rng.normal(0, 1, 2000))
+                                                 for k, m in enumerate(models)})
+    values = {m: np.where(rng.random((32, 250)) < 0.5, rng.normal(3, 2, (32, 250)), np.nan)
+              for m in ["reference", "original", "retrain", "megu", "megu_paper", "finetune"]}
+    yield "plot_confidence_examples", pl.plot_confidence_examples(
+        values, [0, 1, 2], labels=["most memorised target (Shirt)", "a median target (Bag)", "least (Trouser)"])
+    yield "plot_auc_by_shadows", pl.plot_auc_by_shadows(pd.DataFrame(
+        [dict(model=m, shadows=n, repeat=r, auc=60 + rng.normal(0, 10 / n)) for m in ("original", "retrain", "megu")
+         for n in (12, 16, 24, 32) for r in range(20 if n < 32 else 1)]))
 
 
 def test_every_figure_fits_the_column_and_reads_at_page_size(small):

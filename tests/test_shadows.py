@@ -4,6 +4,7 @@ retraining is not."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -13,6 +14,9 @@ from megu_lib.shadows import (
     ANCHORS,
     REFERENCE,
     auc_by_shadows,
+    auc_difference,
+    mia_comparison,
+    privacy_display,
     privacy_folder,
     privacy_results,
     privacy_setup,
@@ -53,6 +57,7 @@ def test_bad_privacy_sections_are_one_line_errors_before_any_training(tmp_path):
     _one_line(r"privacy.methods: 'ssd' is not a method of the profile", pf.load_config,
               _profile(tmp_path, methods=["ssd"]))
     _one_line(r"privacy.shadows must be an int >= 2", pf.load_config, _profile(tmp_path, shadows="many"))
+    _one_line(r"^tiny.yaml: privacy.train: ", pf.load_config, _profile(tmp_path, train={"epochs": -1}))
     # a pool larger than the data set: at setup, before training
     cfg = pf.load_config(_profile(tmp_path, pool=10 ** 6))
     _one_line(r"privacy.pool is 1000000 but fashion_mnist has 60000 training images", run_privacy, cfg)
@@ -82,7 +87,7 @@ def test_each_shadow_forgets_its_own_members(tmp_path, fmnist):
         assert len(request.forget_idx) + len(request.retain_idx) == 100
         # the forget set's images are the plan's forgotten targets
         forgotten = setup.plan.forgotten[i]
-        assert (data.train_x[request.forget_idx] == tx[forgotten]).all()
+        assert (data.train_x[request.forget_idx] == tx[np.array(forgotten)]).all()
         assert (data.test_x == fmnist.test_x).all()  # the test split stays whole
     # twins forget complementary halves of the targets
     assert (setup.plan.forgotten[0] ^ setup.plan.forgotten[1]).all()
@@ -122,11 +127,18 @@ def test_a_privacy_run_records_resumes_and_puts_the_anchors_at_both_ends(tmp_pat
     assert sorted(spread.shadows.unique()) == [12, 16]
     assert list(spread.groupby("shadows").size()) == [5, 1]
     assert spread.auc.between(0, 100).all()
+    assert spread[spread.shadows == 16].auc.item() == pytest.approx(table.loc["original", "auc"])
     with pytest.raises(MeguError, match="use an even number from 10 to 16"):
         auc_by_shadows(results, "original", sizes=[6])
     curves = roc_curves(results)
     assert set(curves) == {*ANCHORS, "finetune"}
     assert curves["original"].fpr[0] == 0 and curves["original"].tpr[-1] == 1
+
+    # paired difference: the original is the easier to tell from retraining, by about the AUCs' difference
+    d = auc_difference(results, "original", "retrain", n_boot=50)
+    assert d["diff"] == pytest.approx(table.loc["original", "auc"] - table.loc["retrain", "auc"])
+    assert 0 < d["lo"] <= d["diff"] <= d["hi"]
+    assert auc_difference(results, "finetune", "finetune", n_boot=10)["diff"] == 0
 
     # a missing record is an error that names the command
     next(folder.glob("finetune-003-*.json")).unlink()
@@ -139,3 +151,34 @@ def test_rank_agreement():
     assert rank_agreement(a, a * 10) == pytest.approx(1.0)
     assert rank_agreement(a, -a) == pytest.approx(-1.0)
     assert np.isnan(rank_agreement(a, pd.Series({"x": 1.0, "q": 2.0})))
+
+
+def _table(aucs):
+    t = pd.DataFrame({"auc": aucs}, dtype=float)
+    t["auc_lo"], t["auc_hi"] = t.auc - 2, t.auc + 2
+    for col, v in (("tpr@1%", 5.0), ("tpr@0.1%", 1.0), ("forget_quality", 0.5), ("score", 0.45),
+                   ("test_acc", 88.0), ("seconds", 3.0)):
+        t[col] = v
+    return t
+
+
+def test_mia_comparison_pairs_runs_and_ranks():
+    rows = []
+    for seed in (0, 1):
+        for method, mia in (("retrain", 50.0), ("original", 70.0), ("a", 60.0), ("b", 52.0)):
+            rows.append(dict(scenario="random", request="random:0.1", seed=seed, method=method,
+                             mia=mia + (seed if method == "retrain" else 0)))
+    rows.append(dict(scenario="class", request="class:Shirt", seed=0, method="a", mia=0.0))  # another scenario: ignored
+    both, rho = mia_comparison(pd.DataFrame(rows), _table({"original": 90, "retrain": 50, "a": 70, "b": 60}))
+    assert list(both.index) == ["original", "a", "b"]  # retrain left out, most exposed first
+    assert both.loc["a", "|MIA − retrain's| (pts)"] == pytest.approx((10 + 9) / 2)
+    assert rho == pytest.approx(1.0)
+    with pytest.raises(MeguError, match="needs random-scenario records with retrain"):
+        mia_comparison(pd.DataFrame(rows[-1:]), _table({"a": 1}))
+
+
+def test_privacy_display_is_narrow_and_keeps_the_interval():
+    shown = privacy_display(_table({"original": 91.25, "megu": 60.0}))
+    assert shown.loc["original", "AUC % [95 % CI]"] == "91.2 [89.2,\u00a093.2]"
+    assert list(shown.columns) == ["AUC % [95 % CI]", "TPR at 1% FPR", "TPR at 0.1% FPR", "forget quality", "score",
+                                   "test acc", "s"]

@@ -160,3 +160,32 @@ def test_at_a_glance_with_one_seed_gives_no_interval():
     df = _records({s: {"original": 20.0, "finetune": 1.0, "megu": 8.0} for s in ("class", "random")}, seeds=[0])
     text = vd.at_a_glance(df, cl.check_claims(df), profile="smoke", description="tiny.")
     assert "nan" not in text and "(one seed)." in text and "(profile `smoke`: tiny): " in text
+
+
+def _privacy_table(original=(90, 86, 94), retrain=(50, 46, 54), megu=(70, 66, 74)):
+    rows = {"original": original, "retrain": retrain, "megu": megu, "ssd": (60, 56, 64)}
+    return pd.DataFrame({m: dict(auc=a, auc_lo=lo, auc_hi=hi) for m, (a, lo, hi) in rows.items()}).T
+
+
+def test_privacy_verdict_reads_the_paired_differences():
+    from megu_lib.verdicts import privacy_verdict
+    higher = dict(a="megu", b="ssd", diff=10.0, lo=6.0, hi=14.0)
+    lower = dict(a="megu", b="unsir", diff=-4.0, lo=-7.0, hi=-1.0)
+    spans = dict(a="megu", b="unsir", diff=1.0, lo=-2.0, hi=4.0)
+    v = privacy_verdict(_privacy_table(), [higher])
+    assert v.label == "the paper's privacy claims do not hold here"
+    assert "closes 50 % of the distance" in v.sentence and "+10.0 points [+6.0, +14.0] (*does not hold*)" in v.sentence
+    assert "least exposed method here is `ssd` (60.0)" in v.sentence
+    assert privacy_verdict(_privacy_table(), [lower]).label == "the paper's privacy claims hold here"
+    mixed = privacy_verdict(_privacy_table(), [higher, spans])
+    assert mixed.label == "the paper's privacy claims are not confirmed here"
+    assert "*inconclusive*" in privacy_verdict(_privacy_table(), [spans]).sentence
+    assert "no closer to retraining than the untouched original" in privacy_verdict(
+        _privacy_table(megu=(95, 92, 98)), [spans]).sentence
+    assert "as close to retraining as a second retraining" in privacy_verdict(
+        _privacy_table(megu=(48, 45, 51)), [spans]).sentence
+    # an attack that cannot find the untouched original says nothing
+    weak = privacy_verdict(_privacy_table(original=(54, 50, 58)), [lower])
+    assert weak.label == "not meaningful here" and "cannot tell even the untouched original" in weak.sentence
+    with pytest.raises(MeguError, match="needs rows for original, retrain and megu"):
+        privacy_verdict(_privacy_table().drop(index="retrain"), [])
