@@ -152,18 +152,22 @@ GLANCE_KEY = "book_glance"
 
 
 def write_glance(folder) -> str:
-    """Write ``glance.md`` into ``folder`` (the executed notebooks): the Markdown a chapter glued
-    under :data:`GLANCE_KEY` (the claims chapter does), which the book's first page includes;
+    """Write ``glance.md`` into ``folder`` (the executed notebooks): the Markdown chapters glued
+    under :data:`GLANCE_KEY` (the claims chapter) or a name that extends it (``book_glance_privacy``,
+    the privacy chapter's line), in chapter order, which the book's first page includes;
     a note saying where it comes from when no chapter glued it. Returns the text written."""
     import nbformat
-    text = None
+    parts = []
     for path in sorted(Path(folder).glob("*.ipynb")):
         for cell in nbformat.read(str(path), as_version=4).cells:
             for out in cell.get("outputs", []):
                 data = out.get("data", {})
-                if out.get("metadata", {}).get("scrapbook", {}).get("name") == GLANCE_KEY:
-                    text = data.get("application/papermill.record/text/markdown") or text
-    text = text or "*No results yet: the claims chapter writes this summary when the book is built.*"
+                name = out.get("metadata", {}).get("scrapbook", {}).get("name") or ""
+                if name == GLANCE_KEY or name.startswith(GLANCE_KEY + "_"):  # the claims', then later chapters' lines
+                    part = data.get("application/papermill.record/text/markdown")
+                    if part:
+                        parts.append(part.rstrip())
+    text = "\n".join(parts) or "*No results yet: the claims chapter writes this summary when the book is built.*"
     (Path(folder) / "glance.md").write_text(text.rstrip() + "\n")
     return text
 

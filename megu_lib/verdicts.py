@@ -47,7 +47,8 @@ class Verdict:
 
 
 def _finite(x) -> bool:
-    return x is not None and isinstance(x, (int, float, np.floating)) and math.isfinite(float(x))
+    return (x is not None and isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+            and math.isfinite(float(x)))
 
 
 def _ci(low, high, fmt: str = ".2f") -> str:
@@ -384,3 +385,14 @@ def privacy_verdict(table: pd.DataFrame, differences: list, focus: str = "megu")
              "the paper's privacy claims are not confirmed here")
     return Verdict(label, f"{where}. Read as the paper's claim that MeGU is harder to attack, "
                           f"{_list(reads)}.{tail}")
+
+
+def privacy_glance(table: pd.DataFrame, verdict: Verdict, *, n_shadows: int, focus: str = "megu") -> str:
+    """The per-example privacy line of the results at a glance (Markdown bullet): U-LiRA's AUC
+    of ``focus`` and of the two anchors, and the chapter's verdict label."""
+    check({"original", "retrain", focus} <= set(table.index),
+          f"privacy_glance needs rows for original, retrain and {focus}")
+    cell = lambda m: f"{table.loc[m, 'auc']:.1f}{_ci(table.loc[m, 'auc_lo'], table.loc[m, 'auc_hi'], '.1f')}"  # noqa: E731
+    return (f"- **Per-example privacy** (U-LiRA on {n_shadows} shadow models, random forgetting; AUC %, 50: "
+            f"unlearned cannot be told from retrained): MeGU {cell(focus)}, doing nothing {cell('original')}, a second "
+            f"retraining {cell('retrain')} — {verdict.label}.")

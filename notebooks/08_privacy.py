@@ -250,3 +250,6 @@ else:
     verdict = vd.Verdict("no privacy run", f"Profile `{cfg.name}` has no privacy section with MeGU in it: "
                                            "see the main profile's book.")
 display(Markdown(verdict.markdown()))
+# this page's line of the results at a glance (megu_lib.book.write_glance), when MeGU was attacked
+if has_run and "megu" in table.index:
+    glue("book_glance_privacy", Markdown(vd.privacy_glance(table, verdict, n_shadows=plan.n_shadows)), display=False)

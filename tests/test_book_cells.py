@@ -50,3 +50,10 @@ def test_write_glance_takes_the_glued_summary_or_says_where_it_comes_from(tmp_pa
     nbformat.write(nb, str(tmp_path / "07_claims.ipynb"))
     assert write_glance(tmp_path) == "- **MeGU** ranks 3 of 12"
     assert (tmp_path / "glance.md").read_text() == "- **MeGU** ranks 3 of 12\n"
+    # a later chapter's line (the privacy chapter's) follows, in chapter order
+    line = nbformat.v4.new_output("display_data", data={
+        "application/papermill.record/text/markdown": "- **Per-example privacy**: MeGU 70.0\n"})
+    line.metadata = {"scrapbook": {"name": GLANCE_KEY + "_privacy", "mime_prefix": "application/papermill.record/"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("g", outputs=[line])]),
+                   str(tmp_path / "08_privacy.ipynb"))
+    assert write_glance(tmp_path) == "- **MeGU** ranks 3 of 12\n- **Per-example privacy**: MeGU 70.0"

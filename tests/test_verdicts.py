@@ -189,3 +189,11 @@ def test_privacy_verdict_reads_the_paired_differences():
     assert weak.label == "not meaningful here" and "cannot tell even the untouched original" in weak.sentence
     with pytest.raises(MeguError, match="needs rows for original, retrain and megu"):
         privacy_verdict(_privacy_table().drop(index="retrain"), [])
+
+
+def test_privacy_glance_line():
+    from megu_lib.verdicts import Verdict, privacy_glance
+    line = privacy_glance(_privacy_table(), Verdict("the paper's privacy claims do not hold here", "."), n_shadows=32)
+    assert line.startswith("- **Per-example privacy** (U-LiRA on 32 shadow models")
+    assert "MeGU 70.0 [66.0, 74.0], doing nothing 90.0 [86.0, 94.0], a second retraining 50.0 [46.0, 54.0]" in line
+    assert line.endswith("— the paper's privacy claims do not hold here.")
