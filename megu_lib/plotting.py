@@ -26,6 +26,7 @@ import torch
 from matplotlib.colors import ListedColormap
 
 from .errors import check
+from .stats import typical_seconds
 from .tables import (
     ABLATION_LABELS,
     ABLATIONS,
@@ -509,9 +510,10 @@ def _interval(r: pd.DataFrame):
 
 
 def plot_time_vs_gap(df: pd.DataFrame, methods=None):
-    """Mean time (s, log scale) against mean gap to retrain (points, with its 95 % interval over
-    seeds), one panel per scenario; retrain sits at gap 0 as the reference time to beat. Each
-    point is named, the names pushed apart where they would overlap."""
+    """Typical time (s, log scale; :func:`megu_lib.stats.typical_seconds`) against mean gap to
+    retrain (points, with its 95 % interval over seeds), one panel per scenario; retrain sits at
+    gap 0 as the reference time to beat. Each point is named, the names pushed apart where they
+    would overlap."""
     methods = list(methods) if methods is not None else main_methods(df)
     methods = [m for m in methods if m != "original"]
     scen = scenarios_of(df)
@@ -520,7 +522,7 @@ def plot_time_vs_gap(df: pd.DataFrame, methods=None):
     drawn = {}  # scenario -> (ranking, mean seconds), for the names placed afterwards
     for ax, s in zip(axes[:, 0], scen):
         r = gap_ranking(df, s, methods)
-        secs = df[(df.scenario == s) & df.method.isin(methods)].groupby("method").seconds.mean()
+        secs = typical_seconds(df[(df.scenario == s) & df.method.isin(methods)])
         drawn[s] = r, secs
         lo, hi = _interval(r)
         for i, (m, row) in enumerate(r.iterrows()):

@@ -6,7 +6,8 @@ are paired. :func:`seed_gaps` reduces the records to one number per (method, see
 mean gap over the requests of a scenario, or over scenarios each weighted equally —;
 :func:`mean_ci` gives a mean and its 95 % Student-t interval over seeds;
 :func:`paired_bootstrap` the interval of the difference between two methods on the same
-(request, seed) runs; :func:`ranking` puts them together, the do-nothing original included.
+(request, seed) runs; :func:`ranking` puts them together, the do-nothing original included;
+:func:`typical_seconds` is the time a method takes, robust to runs that shared the machine.
 """
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
         return m, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
     return m, m - half, m + half
+
+
+def typical_seconds(df: pd.DataFrame) -> pd.Series:
+    """The time a method takes (seconds), per method: for each request the median over seeds,
+    then the mean over the requests. A run's time errs only upwards (another job shared the
+    cores while it ran), and the median over seeds ignores a minority of such runs where a
+    mean would take them in; the records keep every run's own time."""
+    check(len(df) > 0 and "seconds" in df, "typical_seconds needs records with a seconds column")
+    return df.groupby(["method", "request"]).seconds.median().groupby("method").mean()
 
 
 def seed_gaps(df: pd.DataFrame, scenario: str | None = None, col: str = "gap") -> pd.DataFrame:
@@ -70,15 +80,17 @@ def ranking(df: pd.DataFrame, scenario: str | None = None, methods=None, *, col:
             level: float = 0.95) -> pd.DataFrame:
     """Methods (the do-nothing ``original`` included when present; ``retrain`` left out, its
     gap is 0 by definition) by their mean ``col`` over seeds (:func:`seed_gaps`), with the
-    interval, the seeds, the mean seconds and the rank. ``cannot_tell``: True for every method
-    whose interval overlaps the best method's — the records cannot tell them apart."""
+    interval, the seeds, the typical seconds (:func:`typical_seconds`) and the rank.
+    ``cannot_tell``: True for every method whose interval overlaps the best method's — the
+    records cannot tell them apart."""
     methods = list(methods) if methods is not None else sorted(set(df.method))
     sub = df[df.method.isin(methods) & (df.method != "retrain")]
     per_seed = seed_gaps(sub, scenario, col)
     rows = {}
     for method, values in per_seed.iterrows():
         m, lo, hi = mean_ci(values.dropna(), level)
-        secs = sub[(sub.method == method) & ((sub.scenario == scenario) if scenario else True)].seconds.mean()
+        secs = float(typical_seconds(sub[(sub.method == method) & ((sub.scenario == scenario) if scenario
+                                                                     else True)]).get(method, math.nan))
         rows[method] = {col: m, "ci_low": lo, "ci_high": hi, "seeds": int(values.notna().sum()), "seconds": secs}
     out = pd.DataFrame(rows).T.sort_values([col, "seconds"])
     out["rank"] = np.arange(1, len(out) + 1)

@@ -53,7 +53,7 @@ COLUMN_LABELS = {
 }
 
 RANKING_LABELS = {"gap": "mean gap (pts)", "ci_low": "95 % low", "ci_high": "95 % high", "seeds": "seeds",
-                  "runs": "runs", "seconds": "mean time (s)",
+                  "runs": "runs", "seconds": "typical time (s)",
                   "rank": "rank"}
 
 GAP_LABELS = {"gap": "mean gap", "gap_retain_acc": "retain acc.", "gap_forget_acc": "forget acc.",
@@ -140,13 +140,19 @@ def mia_power(df: pd.DataFrame, scenario: str | None = None) -> dict:
 def results_table(df: pd.DataFrame, scenario: str, methods=None, *, columns=TABLE_COLUMNS) -> pd.DataFrame:
     """The paper's layout for one scenario: methods as rows (``methods``, default
     :func:`main_methods`, in that order); mean and std over seeds and forget targets of each
-    column. Returns a DataFrame with (column, 'mean'/'std') columns."""
+    column, except time: :func:`megu_lib.stats.typical_seconds` (per request the median over
+    seeds, then the mean over requests) and no std. Returns a DataFrame with (column,
+    'mean'/'std') columns."""
     methods = list(methods) if methods is not None else main_methods(df)
     sub = df[(df.scenario == scenario) & df.method.isin(methods)]
     check(len(sub), f"no records for scenario {scenario!r}")
     cols = [c for c in columns if c in sub and sub[c].notna().any()]
     g = sub.groupby("method")[cols]
     table = pd.concat({"mean": g.mean(), "std": g.std(ddof=0)}, axis=1).swaplevel(axis=1)[cols]
+    if "seconds" in cols:  # time: robust to runs that shared the machine, no spread (it would mix in the sharing)
+        from .stats import typical_seconds
+        table[("seconds", "mean")] = typical_seconds(sub).reindex(table.index)
+        table[("seconds", "std")] = np.nan
     return table.loc[[m for m in methods if m in table.index]]
 
 
@@ -176,8 +182,8 @@ def style_table(table: pd.DataFrame, *, digits: int = 1, uuid: str = "t"):
     for col in cols:
         mean, std = table[(col, "mean")], table[(col, "std")]
         # "87.3 ± 2.9": where the column is too narrow the cell breaks after the mean, never inside "± 2.9"
-        out[COLUMN_LABELS.get(col, col)] = [f"{m:.{digits}f} ±\u00a0{s:.{digits}f}" if with_std
-                                            else f"{m:.{digits}f}" for m, s in zip(mean, std.fillna(0))]
+        out[COLUMN_LABELS.get(col, col)] = [f"{m:.{digits}f} ±\u00a0{s:.{digits}f}" if with_std and pd.notna(s)
+                                            else f"{m:.{digits}f}" for m, s in zip(mean, std)]
     out.index.name = "method"
     label_to_col = {COLUMN_LABELS.get(c, c): c for c in cols}
 
@@ -269,10 +275,10 @@ def profile_label(name: str, df: pd.DataFrame) -> str:
     return f"{name} ({arch}, {device})"
 
 def profile_comparison(frames: dict, methods=None) -> pd.DataFrame:
-    """The mean gap to retrain (points) and mean time (seconds) of each method under each
+    """The mean gap to retrain (points) and typical time (seconds) of each method under each
     profile: ``frames`` maps a label to that profile's records (with gaps, as from
     :func:`megu_lib.experiments.profile_records` or :func:`other_records`). Rows are methods, sorted by the first
-    profile's gap; columns ``(label, "mean gap (pts)" | "rank" | "mean time (s)")``; a method a
+    profile's gap; columns ``(label, "mean gap (pts)" | "rank" | "typical time (s)")``; a method a
     profile did not run is NaN there."""
     check(isinstance(frames, dict) and frames, "profile_comparison needs a mapping label -> records")
     parts = {}

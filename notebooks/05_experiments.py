@@ -291,7 +291,8 @@ pl.glue_figure("fig-05-time", fig)
 # :::{glue:figure} fig-05-time
 # :name: fig-05-time
 #
-# Each method's mean time per request (log scale) against its mean gap to retrain, with the
+# Each method's typical time per request (log scale; the median over seeds, the book page
+# {doc}`../method`, *Time*) against its mean gap to retrain, with the
 # 95 % interval over seeds, one panel per scenario; retrain at gap 0 and its time as the dotted
 # line. The best methods sit in the lower left corner.
 # :::
