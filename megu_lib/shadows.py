@@ -338,8 +338,9 @@ def _bootstrap_auc(scores, n_boot: int, seed: int) -> tuple[float, float]:
 def privacy_table(results: PrivacyResults, *, n_boot: int = 200) -> pd.DataFrame:
     """Per model (the anchors, then the methods): U-LiRA's AUC with a 95 % bootstrap interval
     over targets, its TPR at each FPR of the section, the competition's forget quality and
-    final score, the mean accuracies and seconds, and what the figures rest on (held-out
-    pairs, models per example)."""
+    final score, the mean accuracies and seconds, what the figures rest on (held-out
+    pairs, models per example), and ``unchanged``: True for a method that left every shadow's
+    model as it was (:func:`unchanged`)."""
     from .privacy import competition_score, forget_quality, roc_summary
     s = results.setup.section
     ref = REFERENCE
@@ -355,9 +356,18 @@ def privacy_table(results: PrivacyResults, *, n_boot: int = 200) -> pd.DataFrame
                    **{f"tpr@{100 * a:g}%": 100 * v for a, v in roc.tpr_at.items()},
                    forget_quality=fq.score, score=competition_score(fq.score, ra_u, ra_r, ta_u, ta_r),
                    retain_acc=ra_u, test_acc=ta_u, seconds=float(np.median(results.seconds[name])),
-                   pairs=roc.n_neg, models_per_example=fq.n_models)
+                   pairs=roc.n_neg, models_per_example=fq.n_models, unchanged=unchanged(results, name))
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
+
+
+def unchanged(results: PrivacyResults, name: str, *, atol: float = 1e-4) -> bool:
+    """True when ``name`` left every shadow's model as it was: its confidences on every target
+    equal the untouched original's (a method that did nothing, e.g. SSD selecting no
+    parameter); always False for the original itself."""
+    if name == "original":
+        return False
+    return bool(np.allclose(results.confidence[name], results.confidence["original"], atol=atol, rtol=0))
 
 
 def auc_by_shadows(results: PrivacyResults, name: str, sizes=None, *, repeats: int = 20, seed: int = 0) -> pd.DataFrame:
@@ -426,7 +436,8 @@ def auc_difference(results: PrivacyResults, a: str, b: str, *, n_boot: int = 200
 
 def privacy_display(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`privacy_table` as the book shows it: narrow, one decimal, the AUC with its
-    interval in one cell (it may break after the mean), the accuracies and seconds last."""
+    interval in one cell (it may break after the mean), the accuracies and seconds last; a
+    method that left the models as they were is named "(unchanged)"."""
     nbsp = "\u00a0"
     out = pd.DataFrame(index=table.index)
     out["AUC % [95 % CI]"] = [f"{r.auc:.1f} [{r.auc_lo:.1f},{nbsp}{r.auc_hi:.1f}]" for r in table.itertuples()]
@@ -436,6 +447,8 @@ def privacy_display(table: pd.DataFrame) -> pd.DataFrame:
     out["score"] = table.score.map(lambda v: f"{v:.2f}")
     out["test acc"] = table.test_acc.map(lambda v: f"{v:.1f}")
     out["s"] = table.seconds.map(lambda v: f"{v:.1f}")
+    out.index = [f"{m} (unchanged)" if table.get("unchanged", pd.Series(dtype=bool)).get(m, False) else m
+                 for m in table.index]
     out.index.name = None
     return out
 

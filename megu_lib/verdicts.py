@@ -329,62 +329,63 @@ def at_a_glance(df: pd.DataFrame, claims: pd.DataFrame, *, profile: str, descrip
     return "\n".join(lines)
 
 
-#: An original whose U-LiRA AUC interval does not clear this (percent) leaves the attack
-#: nothing to find: no comparison under it means anything (ours).
+#: An original whose U-LiRA AUC interval does not clear this (percent) is not found by the
+#: attack: forgetting leaves no per-example trace of membership on those models (ours).
 ULIRA_POWER_FLOOR = 55.0
 
 
 def privacy_verdict(table: pd.DataFrame, differences: list, focus: str = "megu") -> Verdict:
-    """The per-example privacy chapter's verdict: where ``focus`` sits between the two anchors
+    """The per-example privacy chapter's verdict: where ``focus`` sits against the two anchors
     (the original and a second retraining) under U-LiRA, and the paper's privacy claims
     (MeGU's MIA lower than SSD's and UNSIR's) read on the paired AUC differences
     ``differences`` (dicts from :func:`megu_lib.shadows.auc_difference`, ``a`` = ``focus``):
     *holds* when the interval lies below 0, *does not hold* above 0, else *inconclusive*;
-    all *not meaningful here* when the attack cannot find the original (its AUC interval
-    does not clear :data:`ULIRA_POWER_FLOOR`)."""
+    *not meaningful here* against a method that left the models as they were (``table``'s
+    ``unchanged``). The label names each reading ("the paper's privacy claim holds against
+    unsir, ..."). When the attack cannot find the untouched original (its AUC interval does
+    not clear :data:`ULIRA_POWER_FLOOR`), the sentence says what that means: doing nothing
+    already passes, and an AUC above 50 is a trace the method leaves itself."""
     check({"original", "retrain", focus} <= set(table.index),
           f"privacy_verdict needs rows for original, retrain and {focus}, got {', '.join(table.index)}")
     o, r, f = (table.loc[m] for m in ("original", "retrain", focus))
     ends = (f"original {o.auc:.1f} [{o.auc_lo:.1f}, {o.auc_hi:.1f}], a second retraining {r.auc:.1f} "
             f"[{r.auc_lo:.1f}, {r.auc_hi:.1f}]")
-    if not o.auc_lo > ULIRA_POWER_FLOOR:
-        return Verdict("not meaningful here",
-                       f"U-LiRA cannot tell even the untouched original from retraining ({ends}; AUC in %, 50 is "
-                       f"chance), so no method's figure says anything about privacy on these models.")
-    span = o.auc - r.auc
-    closed = 100 * (o.auc - f.auc) / span if span > 0 else float("nan")
-    if not _finite(closed):
-        place = ""
-    elif closed <= 0:
-        place = ": it is no closer to retraining than the untouched original"
-    elif closed >= 100:
-        place = ": it sits as close to retraining as a second retraining does"
-    else:
-        place = f": it closes {closed:.0f} % of the distance from the original to retraining"
-    where = (f"`{focus}` scores an AUC of {f.auc:.1f} [{f.auc_lo:.1f}, {f.auc_hi:.1f}] against the two ends of the "
-             f"scale ({ends}){place}")
-    reads = []
-    labels = set()
-    for d in differences:
-        if d["hi"] < 0:
-            word = "holds"
-        elif d["lo"] > 0:
-            word = "does not hold"
+    score = f"`{focus}` scores an AUC of {f.auc:.1f} [{f.auc_lo:.1f}, {f.auc_hi:.1f}]"
+    if o.auc_lo > ULIRA_POWER_FLOOR:
+        span = o.auc - r.auc
+        closed = 100 * (o.auc - f.auc) / span if span > 0 else float("nan")
+        if not _finite(closed):
+            place = ""
+        elif closed <= 0:
+            place = ": it is no closer to retraining than the untouched original"
+        elif closed >= 100:
+            place = ": it sits as close to retraining as a second retraining does"
         else:
-            word = "inconclusive"
-        labels.add(word)
+            place = f": it closes {closed:.0f} % of the distance from the original to retraining"
+        where = f"{score} against the two ends of the scale ({ends}){place}"
+    else:
+        where = (f"U-LiRA cannot tell the untouched original from retraining ({ends}; AUC in %, 50 is chance): on "
+                 "these models the forgotten examples leave no per-example trace of their membership, so doing "
+                 f"nothing already passes this test and a method scores above 50 only by a trace of its own. {score}"
+                 + (" — a trace of its own" if f.auc_lo > 50 else ""))
+    reads, parts = [], []
+    did_nothing = set(table.index[table["unchanged"].astype(bool)]) if "unchanged" in table else set()
+    for d in differences:
+        if d["b"] in did_nothing:
+            reads.append(f"against `{d['b']}` *not meaningful here* (it left every model as it was)")
+            parts.append(f"is not meaningful against {d['b']}")
+            continue
+        word = "holds" if d["hi"] < 0 else "does not hold" if d["lo"] > 0 else "inconclusive"
+        parts.append(f"{'is ' if word == 'inconclusive' else ''}{word} against {d['b']}")
         reads.append(f"against `{d['b']}` the difference is {d['diff']:+.1f} points [{d['lo']:+.1f}, {d['hi']:+.1f}]"
                      f" (*{word}*)")
-    ranked = table.drop(index=["original", "retrain"], errors="ignore").sort_values("auc")
-    best = ranked.index[0] if len(ranked) else None
-    tail = (f" The least exposed method here is `{best}` ({ranked.auc.iloc[0]:.1f})." if best is not None else "")
+    ranked = table.drop(index=["original", "retrain", *did_nothing], errors="ignore").sort_values("auc")
+    tail = (f" The least exposed method that changed the model is `{ranked.index[0]}` ({ranked.auc.iloc[0]:.1f})."
+            if len(ranked) else "")
     if not reads:
         return Verdict("no comparison", where + "." + tail)
-    label = ("the paper's privacy claims hold here" if labels == {"holds"} else
-             "the paper's privacy claims do not hold here" if labels == {"does not hold"} else
-             "the paper's privacy claims are not confirmed here")
-    return Verdict(label, f"{where}. Read as the paper's claim that MeGU is harder to attack, "
-                          f"{_list(reads)}.{tail}")
+    return Verdict("the paper's privacy claim " + ", ".join(parts),
+                   f"{where}. Read as the paper's claim that MeGU is harder to attack, {_list(reads)}.{tail}")
 
 
 def privacy_glance(table: pd.DataFrame, verdict: Verdict, *, n_shadows: int, focus: str = "megu") -> str:

@@ -122,6 +122,7 @@ def test_a_privacy_run_records_resumes_and_puts_the_anchors_at_both_ends(tmp_pat
     assert (table["auc_lo"] <= table["auc"]).all() and (table["auc"] <= table["auc_hi"]).all()
     assert (table["pairs"] == 8 * 10).all() and (table["models_per_example"] == 8).all()
     assert "tpr@10%" in table.columns
+    assert not table.unchanged.any()  # finetune moved the weights
 
     spread = auc_by_shadows(results, "original", repeats=5)
     assert sorted(spread.shadows.unique()) == [12, 16]
@@ -178,7 +179,10 @@ def test_mia_comparison_pairs_runs_and_ranks():
 
 
 def test_privacy_display_is_narrow_and_keeps_the_interval():
-    shown = privacy_display(_table({"original": 91.25, "megu": 60.0}))
+    table = _table({"original": 91.25, "megu": 60.0, "ssd": 91.25})
+    table["unchanged"] = [False, False, True]
+    shown = privacy_display(table)
+    assert list(shown.index) == ["original", "megu", "ssd (unchanged)"]
     assert shown.loc["original", "AUC % [95 % CI]"] == "91.2 [89.2,\u00a093.2]"
     assert list(shown.columns) == ["AUC % [95 % CI]", "TPR at 1% FPR", "TPR at 0.1% FPR", "forget quality", "score",
                                    "test acc", "s"]

@@ -173,20 +173,31 @@ def test_privacy_verdict_reads_the_paired_differences():
     lower = dict(a="megu", b="unsir", diff=-4.0, lo=-7.0, hi=-1.0)
     spans = dict(a="megu", b="unsir", diff=1.0, lo=-2.0, hi=4.0)
     v = privacy_verdict(_privacy_table(), [higher])
-    assert v.label == "the paper's privacy claims do not hold here"
+    assert v.label == "the paper's privacy claim does not hold against ssd"
     assert "closes 50 % of the distance" in v.sentence and "+10.0 points [+6.0, +14.0] (*does not hold*)" in v.sentence
-    assert "least exposed method here is `ssd` (60.0)" in v.sentence
-    assert privacy_verdict(_privacy_table(), [lower]).label == "the paper's privacy claims hold here"
+    assert "least exposed method that changed the model is `ssd` (60.0)" in v.sentence
+    assert privacy_verdict(_privacy_table(), [lower]).label == "the paper's privacy claim holds against unsir"
     mixed = privacy_verdict(_privacy_table(), [higher, spans])
-    assert mixed.label == "the paper's privacy claims are not confirmed here"
+    assert mixed.label == "the paper's privacy claim does not hold against ssd, is inconclusive against unsir"
     assert "*inconclusive*" in privacy_verdict(_privacy_table(), [spans]).sentence
     assert "no closer to retraining than the untouched original" in privacy_verdict(
         _privacy_table(megu=(95, 92, 98)), [spans]).sentence
     assert "as close to retraining as a second retraining" in privacy_verdict(
         _privacy_table(megu=(48, 45, 51)), [spans]).sentence
-    # an attack that cannot find the untouched original says nothing
-    weak = privacy_verdict(_privacy_table(original=(54, 50, 58)), [lower])
-    assert weak.label == "not meaningful here" and "cannot tell even the untouched original" in weak.sentence
+    # an attack that cannot find the untouched original: doing nothing passes, an AUC above 50 is the method's trace
+    blind = privacy_verdict(_privacy_table(original=(50.5, 49, 52), retrain=(49.5, 48, 51)), [higher])
+    assert blind.label == "the paper's privacy claim does not hold against ssd"
+    assert "cannot tell the untouched original from retraining" in blind.sentence
+    assert "doing nothing already passes" in blind.sentence
+    assert "70.0 [66.0, 74.0] — a trace of its own" in blind.sentence
+    # a comparison with a method that left the models as they were means nothing
+    t = _privacy_table()
+    t["unchanged"] = [False, False, False, True]  # ssd
+    idle = privacy_verdict(t, [higher, lower])
+    assert "against `ssd` *not meaningful here* (it left every model as it was)" in idle.sentence
+    assert idle.label == "the paper's privacy claim is not meaningful against ssd, holds against unsir"
+    assert "least exposed method that changed the model is `megu`" in idle.sentence
+    assert privacy_verdict(t, [higher]).label == "the paper's privacy claim is not meaningful against ssd"
     with pytest.raises(MeguError, match="needs rows for original, retrain and megu"):
         privacy_verdict(_privacy_table().drop(index="retrain"), [])
 
