@@ -42,8 +42,12 @@
 # 0.5, halved for each further 0.5) and averaged.
 #
 # **The two ends of the scale** run in the same loop: the *original* (no unlearning), which
-# the attack should find, and *retrain*, a second retraining with another seed, which it
-# should not tell from the reference.
+# the attack finds when the models remember their training images one by one, and *retrain*,
+# a second retraining with another seed, which it should not tell from the reference. When
+# even the original cannot be told from retraining, doing nothing already passes the test,
+# and a method that scores above 50 does so by a trace of its own: it moved the forgotten
+# examples' confidence where retraining would not have (the verdict below says which case
+# this page is in).
 
 # %% tags=["parameters"]
 profile = "default"  # a profile in params/ or a YAML path (its privacy section sets the run)
