@@ -43,7 +43,7 @@ PRIVACY_KEYS = {
 }
 PRIVACY_DEFAULTS = dict(pool=10000, shadows=32, forget_size=125, seed=0, methods=None, eval_size=1000,
                         fprs=[0.01, 0.001], train={})
-#: The two ends of the scale, run for every shadow: no unlearning, and a second retraining.
+#: The two ends of the scale, run for every shadow (no unlearning, and a second retraining).
 ANCHORS = ("original", "retrain")
 #: The retrained model every other model is compared with (recorded per shadow like a method).
 REFERENCE = "reference"
@@ -265,7 +265,7 @@ class PrivacyResults:
 
     @property
     def methods(self) -> list:
-        """Model names other than the reference: the anchors first, then the methods."""
+        """Model names other than the reference (the anchors first, then the methods)."""
         return [m for m in self.confidence if m != REFERENCE]
 
     def forgotten(self, name: str) -> np.ndarray:

@@ -330,7 +330,7 @@ def at_a_glance(df: pd.DataFrame, claims: pd.DataFrame, *, profile: str, descrip
 
 
 #: An original whose U-LiRA AUC interval does not clear this (percent) is not found by the
-#: attack: forgetting leaves no per-example trace of membership on those models (ours).
+#: attack (forgetting leaves no per-example trace of membership on those models; ours).
 ULIRA_POWER_FLOOR = 55.0
 
 
