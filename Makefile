@@ -3,12 +3,12 @@
 #   make test   - environment + data + the linter (ruff) + the unit tests + the notebooks on the smoke profile
 #                 (executed, built into a scratch book with -W -n, checked in headless Chromium at
 #                 1280 px by tests/browser, re-run by nbval)
-# Options: PROFILE=default|smoke|full   DATASET=<name or image folder>   PYTHON=python3.11
+# Options: PROFILE=main|default|smoke|full   DATASET=<name or image folder>   PYTHON=python3.11
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PROFILE ?= default
+PROFILE ?= main
 DATASET ?=
 export MEGU_CACHE_DIR ?= $(CURDIR)/.cache/megu
 export MEGU_RESULTS_DIR ?= $(CURDIR)/results

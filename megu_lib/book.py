@@ -28,7 +28,7 @@ from pathlib import Path
 from .errors import MeguError, check
 
 
-def execute_notebooks(notebooks, out_dir, profile: str = "default", dataset: str | None = None,
+def execute_notebooks(notebooks, out_dir, profile: str = "main", dataset: str | None = None,
                       kernel: str = "python3", log=print, params: dict | None = None, strict: bool = False,
                       times_log: str | os.PathLike | None = None) -> dict:
     """Execute ``notebooks`` (.py) into ``out_dir`` on ``profile``; returns seconds per notebook.
@@ -326,7 +326,7 @@ def _parse_param(text: str):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m megu_lib.book", description=__doc__.splitlines()[0])
     ap.add_argument("notebooks", nargs="+", help="jupytext .py notebooks, in book order")
-    ap.add_argument("--profile", default="default", help="profile name in params/ or a YAML path")
+    ap.add_argument("--profile", default="main", help="profile name in params/ or a YAML path")
     ap.add_argument("--dataset", default=None, help="override the profile's data set (name or image folder)")
     ap.add_argument("--out", default="book/_executed", help="folder for the executed notebooks")
     ap.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",

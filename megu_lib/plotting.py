@@ -14,6 +14,7 @@ browser test, and a MyST ``glue:figure`` directive gives it a number and a capti
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -812,7 +813,8 @@ def plot_confidence_examples(values: dict, examples, *, labels=None):
         ax.set_yticks(range(len(names)), names)
         _mark_ticks(ax.get_yticklabels(), ("megu",))
         ax.invert_yaxis()
-        ax.set_title(labels[k] if labels is not None else f"target {j}", loc="left")
+        title = labels[k] if labels is not None else f"target {j}"
+        ax.set_title(textwrap.fill(title, 64), loc="left")  # a long title would widen the figure past the column
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel("logit-scaled confidence on the true label, log(p / (1 − p))")
     fig.tight_layout()

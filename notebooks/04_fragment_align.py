@@ -34,7 +34,7 @@
 # under UNSIR, whose noise is MeGU's negative noise alone.
 
 # %% tags=["parameters"]
-profile = "default"  # a profile in params/ (or a YAML path): data set, model, schedule, seeds...
+profile = "main"  # a profile in params/ (or a YAML path): data set, model, schedule, seeds...
 dataset = None  # None: the profile's data set; else a name or an image folder
 forget_class = None  # None: the profile's notebook.forget_class
 seed = None  # None: the profile's first seed

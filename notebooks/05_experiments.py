@@ -29,7 +29,7 @@
 # mean absolute difference to retrain over retain, forget and test accuracy and MIA, in points.
 
 # %% tags=["parameters"]
-profile = "default"  # a profile in params/ or a YAML path
+profile = "main"  # a profile in params/ or a YAML path
 dataset = None  # None: the profile's data set; else a name or an image folder
 device = None  # None: the profile's device
 run = True  # run the experiments without a record (False: only load)

@@ -34,7 +34,7 @@
 # {doc}`../method`, *Step 3*).
 
 # %% tags=["parameters"]
-profile = "default"  # a profile in params/ or a YAML path
+profile = "main"  # a profile in params/ or a YAML path
 dataset = None  # None: the profile's data set; else a name or an image folder
 device = None  # None: the profile's device
 run = True  # run the experiments without a record (False: only load)

@@ -41,7 +41,7 @@
 # GPU), so a claim that does not hold here is a statement about our setting, not a refutation.
 
 # %% tags=["parameters"]
-profile = "default"  # a profile in params/ or a YAML path
+profile = "main"  # a profile in params/ or a YAML path
 dataset = None  # None: the profile's data set; else a name or an image folder
 device = None  # None: the profile's device
 run = True  # run the experiments without a record (False: only load)

@@ -50,7 +50,7 @@
 # this page is in).
 
 # %% tags=["parameters"]
-profile = "default"  # a profile in params/ or a YAML path (its privacy section sets the run)
+profile = "main"  # a profile in params/ or a YAML path (its privacy section sets the run)
 dataset = None  # None: the profile's data set; else a name or an image folder
 device = None  # None: the profile's device
 run = True  # train the shadow models without a record (False: only load)
@@ -128,9 +128,8 @@ if has_run:
     picks = [order[0], order[len(order) // 2], order[-1]]
     names = data.class_names()
     ty = results.setup.target_data()[1]
-    labels = [f"{what} ({names[int(ty[j])]}): the original's mean is {rise[j]:+.1f} over the reference"
-              for what, j in zip(("the most remembered target", "a median target", "the least remembered target"),
-                                 picks)]
+    labels = [f"{what} ({names[int(ty[j])]}): original's mean {rise[j]:+.1f} over the reference"
+              for what, j in zip(("most remembered", "median", "least remembered"), picks)]
     fig = pl.plot_confidence_examples(values, picks, labels=labels)
 else:
     fig = pl.notice_figure(f"profile {cfg.name!r} has no privacy run")
