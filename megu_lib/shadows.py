@@ -188,6 +188,15 @@ def _measure(model, setup: PrivacySetup, data, request, device) -> dict:
                                     data.train_y[retain]))
 
 
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory where it lies below it (what a page shows
+    says nothing of the machine it was built on)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def run_privacy(cfg, *, data=None, cache=None, device=None, progress=None, log=print) -> Path:
     """Train every shadow of the profile's ``privacy:`` section and record each model
     (:mod:`megu_lib.shadows`); returns the records folder. Resumable: existing records are
@@ -209,7 +218,8 @@ def run_privacy(cfg, *, data=None, cache=None, device=None, progress=None, log=p
     methods = [REFERENCE, *ANCHORS, *s["methods"]]
     todo = [(i, m) for i in range(s["shadows"]) for m in methods
             if not (folder / _record_name(cfg, setup, i, m)).is_file()]
-    log(f"[privacy {cfg.name}] {s['shadows']} shadows x {len(methods)} models, {len(todo)} to do -> {folder}")
+    log(f"[privacy {cfg.name}] {s['shadows']} shadows x {len(methods)} models, {len(todo)} to do -> "
+        f"{_shown_path(folder)}")
     env, started = _environment(), time.perf_counter()
     with progress_bar(len(todo), f"{cfg.name} privacy", progress) as bar:
         for index in sorted({i for i, _ in todo}):
@@ -442,7 +452,7 @@ def privacy_display(table: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=table.index)
     out["AUC % [95 % CI]"] = [f"{r.auc:.1f} [{r.auc_lo:.1f},{nbsp}{r.auc_hi:.1f}]" for r in table.itertuples()]
     for col in [c for c in table.columns if c.startswith("tpr@")]:
-        out[f"TPR at {col[4:]} FPR"] = table[col].map(lambda v: f"{v:.1f}")
+        out[f"TPR at {col[4:]} FPR"] = table[col].map(lambda v: f"{v:.2f}")  # at 0.1 % FPR TPRs are fractions of 1
     out["forget quality"] = table.forget_quality.map(lambda v: f"{v:.2f}")
     out["score"] = table.score.map(lambda v: f"{v:.2f}")
     out["test acc"] = table.test_acc.map(lambda v: f"{v:.1f}")

@@ -184,5 +184,6 @@ def test_privacy_display_is_narrow_and_keeps_the_interval():
     shown = privacy_display(table)
     assert list(shown.index) == ["original", "megu", "ssd (unchanged)"]
     assert shown.loc["original", "AUC % [95 % CI]"] == "91.2 [89.2,\u00a093.2]"
+    assert shown.loc["megu", "TPR at 1% FPR"] == "5.00"
     assert list(shown.columns) == ["AUC % [95 % CI]", "TPR at 1% FPR", "TPR at 0.1% FPR", "forget quality", "score",
                                    "test acc", "s"]
