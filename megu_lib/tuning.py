@@ -601,7 +601,8 @@ def _short(value) -> str:
 
 def chosen_table(records, *, fixed=("judge",)) -> pd.DataFrame:
     """One row per study: the tuning request, trials run and within the cap, the best gap
-    on the validation split, its seconds against the cap (retraining's), and the chosen
+    on the validation split (two decimals), its seconds against the cap (retraining's; one
+    decimal), and the chosen
     values that differ from the method's defaults (``fixed`` keys shown always)."""
     from .methods import get_method
     rows = []
@@ -612,8 +613,9 @@ def chosen_table(records, *, fixed=("judge",)) -> pd.DataFrame:
         changed = {k: v for k, v in rec["chosen"].items() if k in fixed or defaults.get(k) != v}
         rows.append({"method": rec["method"], "scenario": rec["scenario"], "trials": len(rec["trials"]),
                      "within cap": within,
-                     "best gap": best["gap"] if best else float("nan"),
-                     "seconds": best["seconds"] if best else float("nan"), "cap (s)": rec["cap_seconds"],
+                     "best gap": round(best["gap"], 2) if best else float("nan"),
+                     "seconds": round(best["seconds"], 1) if best else float("nan"),
+                     "cap (s)": round(rec["cap_seconds"], 1),
                      "chosen": ", ".join(f"{k}={_short(v)}" for k, v in sorted(changed.items())) or "defaults"})
     return pd.DataFrame(rows)
 

@@ -117,8 +117,9 @@ pl.glue_figure("fig-05-studies", fig)
 #
 # One table per scenario, in the paper's layout: methods as rows, mean ± standard deviation
 # over seeds and forget targets (a plain mean when there was one run). Accuracies and MIA are
-# percentages; time is the method's wall-clock seconds on the profile's device; the gap is in
-# points. In each column the best method is marked: the one closest to retrain for the
+# percentages; time is the method's typical wall-clock seconds on the profile's device (per
+# request the median over seeds, then the mean: the book page {doc}`../method`, *Time*); the gap
+# is in points. In each column the best method is marked: the one closest to retrain for the
 # metrics, the fastest for time, the smallest for the gap (the original model and retrain
 # itself, in grey, are references and not marked). The ablations of MeGU have their own
 # chapter.
