@@ -128,19 +128,18 @@ class PrivacySetup:
     def shadow_seed(self, index: int) -> int:
         return self.section["seed"] * 1000 + index
 
+    def shadow_config(self, cfg):
+        """``cfg`` as its shadows train: its training schedule with the section's ``train``
+        changes (none by default)."""
+        changes = self.section["train"]
+        return dataclasses.replace(cfg, train={**cfg.train, **changes}) if changes else cfg
+
     def target_data(self):
         """(x, y) of the targets, in the plan's column order."""
         import torch
         t = self.plan.targets
         t = torch.from_numpy(np.array(t))
         return self.pool.train_x[t], self.pool.train_y[t]
-
-
-def shadow_config(cfg):
-    """The profile as its shadows train: its training schedule with the section's ``train``
-    changes (none by default)."""
-    s = check_privacy_section(cfg.privacy, cfg.where, methods=cfg.methods)
-    return dataclasses.replace(cfg, train={**cfg.train, **s["train"]}) if s["train"] else cfg
 
 
 def privacy_setup(cfg, data) -> PrivacySetup:
@@ -208,7 +207,7 @@ def run_privacy(cfg, *, data=None, cache=None, device=None, progress=None, log=p
     from .training import progress_bar, resolve_device, seed_everything
     data = load_data(cfg) if data is None else data
     setup = privacy_setup(cfg, data)
-    cfg = shadow_config(cfg)
+    cfg = setup.shadow_config(cfg)
     s = setup.section
     hps = {m: cfg.method_hp(m, SCENARIO) for m in s["methods"]}  # a missing study fails here, before training
     folder = privacy_folder(cfg) / "records"
@@ -289,7 +288,7 @@ def privacy_results(cfg, data=None) -> PrivacyResults:
     from .profile import load_data
     data = load_data(cfg) if data is None else data
     setup = privacy_setup(cfg, data)
-    cfg = shadow_config(cfg)
+    cfg = setup.shadow_config(cfg)
     s = setup.section
     folder = privacy_folder(cfg) / "records"
     names = [REFERENCE, *ANCHORS, *s["methods"]]
