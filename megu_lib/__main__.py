@@ -25,6 +25,8 @@ def main(argv=None) -> int:
     tune.add_argument("--device", default=None, help="override the profile's device")
     priv = sub.add_parser("privacy", help="run (or resume) the per-example privacy run of a profile (U-LiRA)")
     priv.add_argument("profile", help="a profile name in params/ or a YAML path (with a privacy section)")
+    priv.add_argument("--variant", default=None,
+                      help="run only this variant of the privacy section (default: the section, then every variant)")
     priv.add_argument("--device", default=None, help="override the profile's device")
     tab = sub.add_parser("table", help="print the tables of a profile's records")
     tab.add_argument("profile", help="a profile name or a results folder")
@@ -67,12 +69,16 @@ def _dispatch(args) -> int:
                 print(f"{method:18s} {scenario:9s} {hp}")
         return 0
     if args.command == "privacy":
-        from .shadows import privacy_results, privacy_table, run_privacy
+        from .shadows import privacy_results, privacy_setup, privacy_table, privacy_variants, run_privacy
         cfg = pf.load_config(args.profile, device=args.device)
         data = pf.load_data(cfg)
         cfg = cfg.for_data(data)[0]
-        run_privacy(cfg, data=data)
-        print(privacy_table(privacy_results(cfg, data)).round(2).to_string())
+        variants = [None, *privacy_variants(cfg)] if args.variant is None else [args.variant]
+        for variant in variants:  # every setting checked before any training
+            privacy_setup(cfg, data, variant)
+        for variant in variants:
+            run_privacy(cfg, data=data, variant=variant)
+            print(privacy_table(privacy_results(cfg, data, variant)).round(2).to_string())
         return 0
     from . import experiments as ex
     if args.command == "run":

@@ -40,9 +40,11 @@ PRIVACY_KEYS = {
     "eval_size": "test and retain images each model's accuracies are measured on",
     "fprs": "false-positive rates the attack's TPR is reported at",
     "train": "changes to the profile's training schedule for the shadows (default none: the profile's recipe)",
+    "variants": "further settings, each a name and changes to the keys above (e.g. a longer schedule under "
+                "which the shadow originals memorise their images); each runs and is shown beside the first",
 }
 PRIVACY_DEFAULTS = dict(pool=10000, shadows=32, forget_size=125, seed=0, methods=None, eval_size=1000,
-                        fprs=[0.01, 0.001], train={})
+                        fprs=[0.01, 0.001], train={}, variants={})
 #: The two ends of the scale, run for every shadow (no unlearning, and a second retraining).
 ANCHORS = ("original", "retrain")
 #: The retrained model every other model is compared with (recorded per shadow like a method).
@@ -53,41 +55,56 @@ ANCHOR_SEED_OFFSET = 10_000
 SCENARIO = "random"
 
 
-def check_privacy_section(section, where: str, *, methods: list) -> dict:
+def check_privacy_section(section, where: str, *, methods: list, _name: str = "privacy") -> dict:
     """The profile's ``privacy:`` section with its defaults filled in; every problem one line
-    naming ``where`` and the key, before any work (too few shadows for the FPRs included)."""
+    naming ``where`` and the key, before any work (too few shadows for the FPRs included).
+    Each variant is checked the same way, as the section with its changes."""
     from .privacy import shadow_plan
-    check(isinstance(section, dict), f"{where}: privacy must be a mapping (keys: {', '.join(PRIVACY_KEYS)}), "
+    check(isinstance(section, dict), f"{where}: {_name} must be a mapping (keys: {', '.join(PRIVACY_KEYS)}), "
           f"got {section!r}")
     for key in section:
-        check(key in PRIVACY_KEYS, f"{where}: privacy has unknown key {key!r}; known keys: {', '.join(PRIVACY_KEYS)}")
+        check(key in PRIVACY_KEYS, f"{where}: {_name} has unknown key {key!r}; known keys: {', '.join(PRIVACY_KEYS)}")
     p = {**PRIVACY_DEFAULTS, **section}
+    variants = p.pop("variants")
+    check(isinstance(variants, dict) and (_name == "privacy" or not variants),
+          f"{where}: {_name}.variants must map a name to changes of the section (and variants have none), "
+          f"got {variants!r}")
     _int = lambda v, lo: isinstance(v, int) and not isinstance(v, bool) and v >= lo  # noqa: E731
     for key, lo in (("pool", 4), ("shadows", 2), ("forget_size", 1), ("seed", 0), ("eval_size", 10)):
-        check(_int(p[key], lo), f"{where}: privacy.{key} must be an int >= {lo}, got {p[key]!r}")
+        check(_int(p[key], lo), f"{where}: {_name}.{key} must be an int >= {lo}, got {p[key]!r}")
     fprs = p["fprs"] if isinstance(p["fprs"], list) else [p["fprs"]]
     check(all(isinstance(a, (int, float)) and not isinstance(a, bool) and 0 < a < 1 for a in fprs) and fprs,
-          f"{where}: privacy.fprs must list false-positive rates in (0, 1), got {p['fprs']!r}")
+          f"{where}: {_name}.fprs must list false-positive rates in (0, 1), got {p['fprs']!r}")
     p["fprs"] = [float(a) for a in fprs]
     chosen = p["methods"] if p["methods"] is not None else [m for m in methods if m != "retrain"]
-    check(isinstance(chosen, list) and chosen, f"{where}: privacy.methods must be a non-empty list, got {chosen!r}")
+    check(isinstance(chosen, list) and chosen, f"{where}: {_name}.methods must be a non-empty list, got {chosen!r}")
     for m in chosen:
         check(m in methods and m != "retrain",
-              f"{where}: privacy.methods: {m!r} is not a method of the profile (retrain is the reference and an "
+              f"{where}: {_name}.methods: {m!r} is not a method of the profile (retrain is the reference and an "
               "anchor; it always runs)")
     p["methods"] = list(chosen)
     from .errors import MeguError
     from .training import train_config
     check(isinstance(p["train"], dict),
-          f"{where}: privacy.train must map schedule fields to values, got {p['train']!r}")
+          f"{where}: {_name}.train must map schedule fields to values, got {p['train']!r}")
     try:
         train_config(dict(p["train"]))
     except MeguError as e:
-        raise MeguError(f"{where}: privacy.train: {e}") from None
+        raise MeguError(f"{where}: {_name}.train: {e}") from None
     try:  # sizes: a pool too small for the forget sets, too few shadows for the FPRs
         shadow_plan(p["pool"], p["shadows"], p["forget_size"], seed=p["seed"], fprs=p["fprs"])
     except MeguError as e:
-        raise MeguError(f"{where}: privacy: {e}") from None
+        raise MeguError(f"{where}: {_name}: {e}") from None
+    checked = {}
+    for name, changes in variants.items():
+        check(isinstance(name, str) and name.isidentifier(),
+              f"{where}: privacy.variants: {name!r} is not a usable name (letters, digits and _)")
+        check(isinstance(changes, dict) and changes,
+              f"{where}: privacy.variants.{name} must map keys of the section to new values, got {changes!r}")
+        base = {k: v for k, v in section.items() if k != "variants"}
+        checked[name] = check_privacy_section({**base, **changes}, where, methods=methods,
+                                              _name=f"privacy.variants.{name}")
+    p["variants"] = checked
     return p
 
 
@@ -100,6 +117,7 @@ class PrivacySetup:
     section: dict
     pool: object
     plan: object
+    variant: str | None = None
 
     def key(self) -> dict:
         s = self.section
@@ -142,19 +160,31 @@ class PrivacySetup:
         return self.pool.train_x[t], self.pool.train_y[t]
 
 
-def privacy_setup(cfg, data) -> PrivacySetup:
-    """The profile's pool and plan (cheap: nothing is trained). The pool is a stratified
-    subset of the training split; its test part is the profile's test split."""
+def privacy_variants(cfg) -> list:
+    """The names of the profile's privacy variants (none without a privacy section)."""
+    if getattr(cfg, "privacy", None) is None:
+        return []
+    return list(check_privacy_section(cfg.privacy, cfg.where, methods=cfg.methods)["variants"])
+
+
+def privacy_setup(cfg, data, variant: str | None = None) -> PrivacySetup:
+    """The profile's pool and plan (cheap: nothing is trained), for its privacy section or
+    for one of its ``variants``. The pool is a stratified subset of the training split; its
+    test part is the profile's test split."""
     from .privacy import shadow_plan
     check(getattr(cfg, "privacy", None) is not None,
           f"{cfg.where}: the profile has no privacy section; add one (keys: {', '.join(PRIVACY_KEYS)})")
     s = check_privacy_section(cfg.privacy, cfg.where, methods=cfg.methods)
+    if variant is not None:
+        check(variant in s["variants"], f"{cfg.where}: the privacy section has no variant {variant!r}; "
+              f"its variants: {', '.join(s['variants']) or 'none'}")
+        s = s["variants"][variant]
     check(s["pool"] <= len(data.train_y),
           f"{cfg.where}: privacy.pool is {s['pool']} but {data.name} has {len(data.train_y)} training images; "
           "use a smaller pool")
     pool = data.subset(s["pool"], None, seed=s["seed"])
     plan = shadow_plan(s["pool"], s["shadows"], s["forget_size"], seed=s["seed"], fprs=s["fprs"])
-    return PrivacySetup(s, pool, plan)
+    return PrivacySetup(s, pool, plan, variant)
 
 
 def privacy_folder(cfg) -> Path:
@@ -162,9 +192,12 @@ def privacy_folder(cfg) -> Path:
 
 
 def _record_name(cfg, setup: PrivacySetup, index: int, method: str) -> str:
+    """The record's file name; ``cfg`` is the profile's config (its methods' settings come from
+    the profile's own studies), the training schedule the shadows'."""
     from .requests import config_hash
     hp = {} if method in (REFERENCE, *ANCHORS) else cfg.full_hp(method, SCENARIO)
-    key = dict(setup.key(), shadow=index, method=method, hp=hp, model=cfg.model, train=cfg.train,
+    key = dict(setup.key(), shadow=index, method=method, hp=hp, model=cfg.model,
+               train=setup.shadow_config(cfg).train,
                eval_size=setup.section["eval_size"])
     return f"{method}-{index:03d}-{config_hash(key)}.json"
 
@@ -196,20 +229,24 @@ def _shown_path(path: Path) -> str:
         return str(path)
 
 
-def run_privacy(cfg, *, data=None, cache=None, device=None, progress=None, log=print) -> Path:
-    """Train every shadow of the profile's ``privacy:`` section and record each model
-    (:mod:`megu_lib.shadows`); returns the records folder. Resumable: existing records are
-    kept. Every check (the section, the plan, the methods' settings) runs before any training."""
+def run_privacy(cfg, *, data=None, variant: str | None = None, cache=None, device=None, progress=None,
+                log=print) -> Path:
+    """Train every shadow of the profile's ``privacy:`` section (or of its ``variant``) and
+    record each model (:mod:`megu_lib.shadows`); returns the records folder. Resumable:
+    existing records are kept. Every check (the section, the plan, the methods' settings)
+    runs before any training."""
     from .cache import atomic_write_bytes, check_writable, remove_stale_temp_files
     from .experiments import _environment, _now, append_run_log
     from .methods import unlearn
     from .profile import load_data
     from .training import progress_bar, resolve_device, seed_everything
     data = load_data(cfg) if data is None else data
-    setup = privacy_setup(cfg, data)
-    cfg = setup.shadow_config(cfg)
+    setup = privacy_setup(cfg, data, variant)
     s = setup.section
-    hps = {m: cfg.method_hp(m, SCENARIO) for m in s["methods"]}  # a missing study fails here, before training
+    # the methods' settings are the profile's (its studies were run on its own recipe), the
+    # shadows train on the section's schedule; a missing study fails here, before training
+    hps = {m: cfg.method_hp(m, SCENARIO) for m in s["methods"]}
+    shadow_cfg = setup.shadow_config(cfg)
     folder = privacy_folder(cfg) / "records"
     check_writable(folder, "privacy results folder", "set MEGU_RESULTS_DIR to a writable folder")
     remove_stale_temp_files(folder)
@@ -217,14 +254,15 @@ def run_privacy(cfg, *, data=None, cache=None, device=None, progress=None, log=p
     methods = [REFERENCE, *ANCHORS, *s["methods"]]
     todo = [(i, m) for i in range(s["shadows"]) for m in methods
             if not (folder / _record_name(cfg, setup, i, m)).is_file()]
-    log(f"[privacy {cfg.name}] {s['shadows']} shadows x {len(methods)} models, {len(todo)} to do -> "
+    label = cfg.name if variant is None else f"{cfg.name} {variant}"
+    log(f"[privacy {label}] {s['shadows']} shadows x {len(methods)} models, {len(todo)} to do -> "
         f"{_shown_path(folder)}")
     env, started = _environment(), time.perf_counter()
-    with progress_bar(len(todo), f"{cfg.name} privacy", progress) as bar:
+    with progress_bar(len(todo), f"{label} privacy", progress) as bar:
         for index in sorted({i for i, _ in todo}):
             sdata, request = setup.shadow(index)
             seed = setup.shadow_seed(index)
-            original = cfg.original_model(sdata, seed, cache=cache, device=device, progress=progress)
+            original = shadow_cfg.original_model(sdata, seed, cache=cache, device=device, progress=progress)
             for method in [m for i, m in todo if i == index]:
                 if method == "original":
                     model, seconds, hp = original, float(original.train_seconds), {}
@@ -246,8 +284,8 @@ def run_privacy(cfg, *, data=None, cache=None, device=None, progress=None, log=p
                 bar.set_postfix(shadow=index, method=method, refresh=False)
     seconds = time.perf_counter() - started
     if todo:
-        append_run_log(privacy_folder(cfg), "privacy", seconds=seconds, models=len(todo))
-    log(f"[privacy {cfg.name}] done in {seconds:.0f} s")
+        append_run_log(privacy_folder(cfg), run_log_command(variant), seconds=seconds, models=len(todo))
+    log(f"[privacy {label}] done in {seconds:.0f} s")
     return folder
 
 
@@ -282,13 +320,27 @@ class PrivacyResults:
         return self.plan.layout(self.confidence[name])
 
 
-def privacy_results(cfg, data=None) -> PrivacyResults:
-    """Every record of the profile's privacy run; an error naming the command that makes
-    them when any (shadow, model) is missing."""
+def run_log_command(variant: str | None = None) -> str:
+    """The command name a privacy run (of the section or of a variant) logs its time under."""
+    return "privacy" if variant is None else f"privacy {variant}"
+
+
+def privacy_seconds(cfg, variant: str | None = None) -> float:
+    """Seconds the profile's privacy runs (of the section or of ``variant``) took in all,
+    from the run log (NaN before any run)."""
+    path = privacy_folder(cfg) / "run_log.json"
+    if not path.is_file():
+        return float("nan")
+    entries = [e for e in json.loads(path.read_text()) if e["command"] == run_log_command(variant)]
+    return float(sum(e["seconds"] for e in entries)) if entries else float("nan")
+
+
+def privacy_results(cfg, data=None, variant: str | None = None) -> PrivacyResults:
+    """Every record of the profile's privacy run (or of its ``variant``); an error naming the
+    command that makes them when any (shadow, model) is missing."""
     from .profile import load_data
     data = load_data(cfg) if data is None else data
-    setup = privacy_setup(cfg, data)
-    cfg = setup.shadow_config(cfg)
+    setup = privacy_setup(cfg, data, variant)
     s = setup.section
     folder = privacy_folder(cfg) / "records"
     names = [REFERENCE, *ANCHORS, *s["methods"]]
@@ -307,7 +359,8 @@ def privacy_results(cfg, data=None) -> PrivacyResults:
             retain[name] = np.array([r["retain_acc"] for r in rows], dtype=float)
             secs[name] = np.array([r["seconds"] for r in rows], dtype=float)
     check(missing == 0, f"{cfg.where}: {missing} of {len(names) * s['shadows']} privacy records are missing in "
-          f"{folder}; run `python -m megu_lib privacy {cfg.name}` (it resumes)")
+          f"{folder}; run `python -m megu_lib privacy {cfg.name}{'' if variant is None else ' --variant ' + variant}` "
+          "(it resumes)")
     return PrivacyResults(setup, conf, test, retain, secs)
 
 
@@ -460,6 +513,59 @@ def privacy_display(table: pd.DataFrame) -> pd.DataFrame:
                  for m in table.index]
     out.index.name = None
     return out
+
+
+def setting_summary(cfg, results: PrivacyResults) -> pd.Series:
+    """What one privacy setting (the section's or a variant's) rests on, for the book: the
+    pool, the shadows and their split, the shadows' schedule, how well the untouched
+    originals and the retrained references fit their own images against the test split (the
+    gap is what a per-example attack can find), and the run's measured time."""
+    from .training import train_config
+    setup, plan = results.setup, results.plan
+    held = int((~plan.fit).sum())
+    fit = lambda m: f"{results.retain_acc[m].mean():.1f} / {results.test_acc[m].mean():.1f}"  # noqa: E731
+    return pd.Series({
+        "pool (training images)": setup.section["pool"],
+        "shadow originals (twins)": f"{plan.n_shadows} ({plan.n_shadows // 2})",
+        "images per shadow": plan.pool_size // 2,
+        "forgotten per shadow": f"{plan.forget_size} ({100 * plan.forget_size / (plan.pool_size // 2):.1f} %)",
+        "training epochs": f"{train_config(dict(setup.shadow_config(cfg).train)).epochs:g}",
+        "original: accuracy on its images / test (%)": fit("original"),
+        "reference: accuracy on its images / test (%)": fit(REFERENCE),
+        "targets": len(plan.targets),
+        "shadows fitting / held out": f"{int(plan.fit.sum())} / {held}",
+        "held-out pairs per model": held * plan.forget_size,
+        "models per example (forget quality)": plan.n_shadows // 2,
+        "time of the run (s, 2 cores)": f"{privacy_seconds(cfg, setup.variant):.0f}",
+    }, name=setup.variant or "main setting")
+
+
+def settings_comparison(tables: dict, fpr: str = "tpr@1%") -> tuple[pd.DataFrame, float]:
+    """The same models under several privacy settings (``tables``: {setting name:
+    :func:`privacy_table`}): per model its AUC with interval and its TPR at ``fpr`` in each
+    setting (models every setting has, in the first table's order), and Spearman's rank
+    correlation of the methods' AUCs between the first two settings (anchors and methods that
+    left the models unchanged aside; NaN with fewer than three methods or one setting)."""
+    nbsp = "\u00a0"
+    names = list(tables)
+    common = [m for m in tables[names[0]].index if all(m in t.index for t in tables.values())]
+    out = pd.DataFrame(index=common)
+    for name, t in tables.items():
+        t = t.loc[common]
+        out[f"AUC, {name}"] = [f"{r.auc:.1f} [{r.auc_lo:.1f},{nbsp}{r.auc_hi:.1f}]" for r in t.itertuples()]
+        if fpr in t:
+            out[f"TPR at {fpr[4:]} FPR, {name}"] = t[fpr].map(lambda v: f"{v:.2f}")
+    rho = float("nan")
+    if len(names) >= 2:
+        first, second = tables[names[0]].loc[common], tables[names[1]].loc[common]
+        skip = set(ANCHORS)
+        for t in (first, second):
+            if "unchanged" in t:
+                skip |= set(t.index[t["unchanged"].astype(bool)])
+        keep = [m for m in common if m not in skip]
+        rho = rank_agreement(first.loc[keep, "auc"], second.loc[keep, "auc"])
+    out.index.name = None
+    return out, rho
 
 
 def mia_comparison(records: pd.DataFrame, table: pd.DataFrame) -> tuple[pd.DataFrame, float]:

@@ -388,12 +388,18 @@ def privacy_verdict(table: pd.DataFrame, differences: list, focus: str = "megu")
                    f"{where}. Read as the paper's claim that MeGU is harder to attack, {_list(reads)}.{tail}")
 
 
-def privacy_glance(table: pd.DataFrame, verdict: Verdict, *, n_shadows: int, focus: str = "megu") -> str:
+def privacy_glance(table: pd.DataFrame, verdict: Verdict, *, n_shadows: int, focus: str = "megu",
+                   also=()) -> str:
     """The per-example privacy line of the results at a glance (Markdown bullet): U-LiRA's AUC
-    of ``focus`` and of the two anchors, and the chapter's verdict label."""
-    check({"original", "retrain", focus} <= set(table.index),
-          f"privacy_glance needs rows for original, retrain and {focus}")
-    cell = lambda m: f"{table.loc[m, 'auc']:.1f}{_ci(table.loc[m, 'auc_lo'], table.loc[m, 'auc_hi'], '.1f')}"  # noqa: E731
+    of ``focus`` and of the two anchors, and the chapter's verdict label; then the same for
+    each further setting in ``also`` (tuples ``(what the setting is, its table, its verdict)``,
+    e.g. shadows trained until they memorise)."""
+    def reading(t: pd.DataFrame, v: Verdict) -> str:
+        check({"original", "retrain", focus} <= set(t.index),
+              f"privacy_glance needs rows for original, retrain and {focus}")
+        cell = lambda m: f"{t.loc[m, 'auc']:.1f}{_ci(t.loc[m, 'auc_lo'], t.loc[m, 'auc_hi'], '.1f')}"  # noqa: E731
+        return (f"MeGU {cell(focus)}, doing nothing {cell('original')}, a second retraining {cell('retrain')} — "
+                f"{v.label}")
+    more = "".join(f" With {what}: {reading(t, v)}." for what, t, v in also)
     return (f"- **Per-example privacy** (U-LiRA on {n_shadows} shadow models, random forgetting; AUC %, 50: "
-            f"unlearned cannot be told from retrained): MeGU {cell(focus)}, doing nothing {cell('original')}, a second "
-            f"retraining {cell('retrain')} — {verdict.label}.")
+            f"unlearned cannot be told from retrained): {reading(table, verdict)}.{more}")

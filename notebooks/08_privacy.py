@@ -56,8 +56,6 @@ device = None  # None: the profile's device
 run = True  # train the shadow models without a record (False: only load)
 
 # %% tags=["hide-input"]
-import json
-
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
@@ -73,15 +71,19 @@ cfg = load_config(profile, dataset=dataset, device=device)
 data = load_data(cfg)
 cfg = cfg.for_data(data)[0]
 has_run = cfg.privacy is not None
+variants = sh.privacy_variants(cfg)  # further settings of the section (e.g. shadows that memorise)
 if has_run:
+    for variant in [None, *variants]:  # every setting checked before any training
+        sh.privacy_setup(cfg, data, variant)
     if run:
-        sh.run_privacy(cfg, data=data)
+        for variant in [None, *variants]:
+            sh.run_privacy(cfg, data=data, variant=variant)
     results = sh.privacy_results(cfg, data)
+    others = {v: sh.privacy_results(cfg, data, v) for v in variants}
     section, plan = results.setup.section, results.plan
-    log_path = sh.privacy_folder(cfg) / "run_log.json"
-    spent = sum(e["seconds"] for e in json.loads(log_path.read_text())) if log_path.is_file() else float("nan")
     print(f"profile {cfg.name}: {plan.n_shadows} shadows on halves of a {section['pool']}-image pool, "
-          f"{plan.forget_size} forgotten per shadow; models: {', '.join(results.methods)}")
+          f"{plan.forget_size} forgotten per shadow; models: {', '.join(results.methods)}"
+          + (f"; further settings: {', '.join(variants)}" if variants else ""))
 else:
     print(f"profile {cfg.name!r} has no privacy section: this chapter has nothing to show for it "
           "(the main profile has one)")
@@ -91,21 +93,16 @@ else:
 #
 # What the figures below rest on. Every method runs at the setting the profile runs it with
 # in the random scenario (its tuning study's choice, where the profile tunes), on each
-# shadow's request; the shadows train with the profile's architecture and recipe.
+# shadow's request; the shadows train with the profile's architecture and recipe. A further
+# setting, where the profile has one, changes only what its column says (on the main
+# profile: a longer schedule on a smaller pool, under which the shadows memorise their images; see
+# *When the shadows memorise* below). The accuracies on the shadows' own images against the
+# test split measure what a per-example attack can find: a model that does no better on its
+# own images than on new ones keeps no trace of single images.
 
 # %% tags=["remove-input"]
 if has_run:
-    setting = pd.Series({
-        "pool (training images)": section["pool"],
-        "shadow originals (twins)": f"{plan.n_shadows} ({plan.n_shadows // 2})",
-        "images per shadow": plan.pool_size // 2,
-        "forgotten per shadow": f"{plan.forget_size} ({100 * plan.forget_size / (plan.pool_size // 2):.1f} %)",
-        "targets": len(plan.targets),
-        "shadows fitting / held out": f"{int(plan.fit.sum())} / {int((~plan.fit).sum())}",
-        "held-out pairs per model (the attack's negatives)": int((~plan.fit).sum()) * plan.forget_size,
-        "models per example (forget quality)": plan.n_shadows // 2,
-        "time of the run (s, 2 cores)": f"{spent:.0f}",
-    }, name="value").to_frame()
+    setting = pd.concat([sh.setting_summary(cfg, r) for r in (results, *others.values())], axis=1)
     display(setting)
 else:
     display(Markdown(f"*Profile `{cfg.name}` has no privacy section.*"))
@@ -239,6 +236,42 @@ if has_run:
 glue("priv_agreement", agreement, display=False)
 
 # %% [markdown]
+# ## When the shadows memorise
+#
+# The main recipe is short (4 epochs): its shadow originals fit their own images hardly
+# better than new ones, so the attack cannot find even the untouched original, and a method
+# shows up only through a trace of its own. The variant below (on the main profile) trains the
+# same architecture for longer on fewer images, until the shadows memorise their members (the
+# accuracies in *The setting* above), and runs every model again on these new
+# shadows, the methods at the same settings. Does the original become visible, does MeGU
+# close the distance to retraining, and do the methods keep their order?
+
+# %% tags=["hide-input"]
+variant_tables = {}
+if has_run and variants:
+    variant_tables = {v: sh.privacy_table(r) for v, r in others.items()}
+    shown, settings_rho = sh.settings_comparison({"main setting": table, **variant_tables})
+    display(shown)
+    print(f"Spearman rank correlation of the methods' AUCs between the two settings: {settings_rho:.2f}")
+    first = variants[0]
+    fig = pl.plot_privacy_auc(variant_tables[first])
+else:
+    settings_rho = float("nan")
+    print("the profile's privacy section has no further setting" if has_run else "no privacy run")
+    fig = pl.notice_figure(f"profile {cfg.name!r} has no further privacy setting")
+glue("priv_settings_rho", settings_rho, display=False)
+pl.glue_figure("fig-08-variant-auc", fig)
+
+# %% [markdown]
+# :::{glue:figure} fig-08-variant-auc
+# :name: fig-08-variant-auc
+#
+# U-LiRA's AUC per model with its 95 % interval when the shadows memorise (the profile's
+# first further setting), as in {numref}`fig-08-auc`: the original (grey) and a second
+# retraining (black) are the two ends of the scale.
+# :::
+
+# %% [markdown]
 # ## Verdict
 #
 # The paper claims MeGU's MIA is lower than SSD's (by up to 49 %) and than UNSIR's (by
@@ -246,13 +279,27 @@ glue("priv_agreement", agreement, display=False)
 # the paired difference of AUCs (the same targets resampled for both methods).
 
 # %% tags=["remove-input"]
+def claim_verdict(res, tab):
+    """The paper's privacy claims read under one setting (MeGU against SSD and UNSIR)."""
+    differences = [sh.auc_difference(res, "megu", b) for b in ("ssd", "unsir") if b in tab.index]
+    return vd.privacy_verdict(tab, differences)
+
+
 if has_run and "megu" in table.index:
-    differences = [sh.auc_difference(results, "megu", b) for b in ("ssd", "unsir") if b in table.index]
-    verdict = vd.privacy_verdict(table, differences)
+    verdict = claim_verdict(results, table)
 else:
     verdict = vd.Verdict("no privacy run", f"Profile `{cfg.name}` has no privacy section with MeGU in it: "
                                            "see the main profile's book.")
 display(Markdown(verdict.markdown()))
+also = []  # (what the setting is, its table, its verdict) for each further setting with MeGU in it
+for v, tab in variant_tables.items():
+    if "megu" in tab.index:
+        v_setting = setting[v]
+        what = (f"shadows trained {v_setting['training epochs']} epochs on halves of a "
+                f"{v_setting['pool (training images)']:,}-image pool ({others[v].plan.n_shadows} shadows)")
+        also.append((what, tab, claim_verdict(others[v], tab)))
+        display(Markdown(f"**With {what}** (the setting `{v}`): " + also[-1][2].markdown()))
 # this page's line of the results at a glance (megu_lib.book.write_glance), when MeGU was attacked
 if has_run and "megu" in table.index:
-    glue("book_glance_privacy", Markdown(vd.privacy_glance(table, verdict, n_shadows=plan.n_shadows)), display=False)
+    glue("book_glance_privacy", Markdown(vd.privacy_glance(table, verdict, n_shadows=plan.n_shadows, also=also)),
+         display=False)

@@ -19,11 +19,14 @@ from megu_lib.shadows import (
     privacy_display,
     privacy_folder,
     privacy_results,
+    privacy_seconds,
     privacy_setup,
     privacy_table,
+    privacy_variants,
     rank_agreement,
     roc_curves,
     run_privacy,
+    settings_comparison,
 )
 
 
@@ -69,6 +72,25 @@ def test_bad_privacy_sections_are_one_line_errors_before_any_training(tmp_path):
     assert not (tmp_path / "cache").exists() and not (tmp_path / "results").exists()  # nothing trained or written
 
 
+def test_bad_privacy_variants_are_one_line_errors_naming_the_variant(tmp_path):
+    _one_line(r"^tiny.yaml: privacy.variants.long has unknown key 'epochs'", pf.load_config,
+              _profile(tmp_path, variants={"long": {"epochs": 30}}))
+    _one_line(r"^tiny.yaml: privacy.variants.few: n_shadows=8 is too few for FPR 0.001", pf.load_config,
+              _profile(tmp_path, variants={"few": {"shadows": 8, "fprs": [0.001]}}))
+    _one_line(r"^tiny.yaml: privacy.variants.long.train: ", pf.load_config,
+              _profile(tmp_path, variants={"long": {"train": {"epochs": -1}}}))
+    _one_line(r"privacy.variants: 'a b' is not a usable name", pf.load_config,
+              _profile(tmp_path, variants={"a b": {"shadows": 4}}))
+    _one_line(r"privacy.variants.long must map keys of the section to new values", pf.load_config,
+              _profile(tmp_path, variants={"long": {}}))
+    _one_line(r"privacy.variants.long.variants must map a name", pf.load_config,
+              _profile(tmp_path, variants={"long": {"variants": {"x": {"shadows": 4}}}}))
+    cfg = pf.load_config(_profile(tmp_path, variants={"long": {"shadows": 14}}))
+    assert privacy_variants(cfg) == ["long"]
+    _one_line(r"the privacy section has no variant 'short'; its variants: long", run_privacy, cfg, variant="short")
+    assert not (tmp_path / "results").exists()
+
+
 def test_the_privacy_section_leaves_the_grids_hash_alone(tmp_path):
     with_section = pf.load_config(_profile(tmp_path))
     plain = dict(yaml.safe_load(_profile(tmp_path).read_text()))
@@ -93,9 +115,11 @@ def test_each_shadow_forgets_its_own_members(tmp_path, fmnist):
     assert (setup.plan.forgotten[0] ^ setup.plan.forgotten[1]).all()
 
 
-def test_a_privacy_run_records_resumes_and_puts_the_anchors_at_both_ends(tmp_path):
-    """One run (the slow part: 48 small models, about half a minute on one core) and everything read from it."""
-    cfg = pf.load_config(_profile(tmp_path))
+def test_a_privacy_run_records_resumes_and_puts_the_anchors_at_both_ends(tmp_path, monkeypatch):
+    """One run (the slow part: 48 small models, about half a minute on one core) and everything read from it,
+    then a variant with a longer schedule on 14 shadows."""
+    variant = {"shadows": 14, "train": {"epochs": 30}}
+    cfg = pf.load_config(_profile(tmp_path, variants={"long": variant}))
     logs, again = [], []
     folder = run_privacy(cfg, log=logs.append)
     run_privacy(cfg, log=again.append)
@@ -141,9 +165,30 @@ def test_a_privacy_run_records_resumes_and_puts_the_anchors_at_both_ends(tmp_pat
     assert 0 < d["lo"] <= d["diff"] <= d["hi"]
     assert auc_difference(results, "finetune", "finetune", n_boot=10)["diff"] == 0
 
+    # the variant: its own records beside the section's (the shadows train longer), its own line in the run log;
+    # the methods' settings are looked up on the profile's own recipe (where its studies were run)
+    seen = []
+    method_hp = pf.ExperimentConfig.method_hp
+    monkeypatch.setattr(pf.ExperimentConfig, "method_hp",
+                        lambda self, *a, **k: seen.append(dict(self.train)) or method_hp(self, *a, **k))
+    run_privacy(cfg, variant="long", log=logs.append)
+    assert "[privacy tiny long] 14 shadows x 4 models, 56 to do" in logs[-2]
+    assert seen and all(t == cfg.train for t in seen)
+    assert len(list(folder.glob("*.json"))) == 16 * len(names) + 14 * len(names)
+    long = privacy_results(cfg, variant="long")
+    assert long.confidence["original"].shape == (14, 20) and long.setup.variant == "long"
+    log = json.loads((privacy_folder(cfg) / "run_log.json").read_text())
+    assert [e["command"] for e in log] == ["privacy", "privacy long"]
+    assert privacy_seconds(cfg) == log[0]["seconds"] and privacy_seconds(cfg, "long") == log[1]["seconds"]
+    # shadow 0's original twice: the section's and the variant's (another plan, another schedule)
+    assert len(list(folder.glob("original-000-*.json"))) == 2
+
     # a missing record is an error that names the command
     next(folder.glob("finetune-003-*.json")).unlink()
     _one_line(r"1 of 64 privacy records are missing .* run `python -m megu_lib privacy tiny`", privacy_results, cfg)
+    next(f for f in folder.glob("finetune-000-*.json") if json.loads(f.read_text())["plan"]["shadows"] == 14).unlink()
+    _one_line(r"1 of 56 privacy records are missing .* run `python -m megu_lib privacy tiny --variant long`",
+              privacy_results, cfg, variant="long")
 
 
 def test_rank_agreement():
@@ -176,6 +221,26 @@ def test_mia_comparison_pairs_runs_and_ranks():
     assert rho == pytest.approx(1.0)
     with pytest.raises(MeguError, match="needs random-scenario records with retrain"):
         mia_comparison(pd.DataFrame(rows[-1:]), _table({"a": 1}))
+
+
+def test_settings_comparison_lines_up_the_settings_and_ranks_the_changed_methods():
+    first = _table({"original": 50.0, "retrain": 49.0, "a": 60.0, "b": 55.0, "c": 52.0, "idle": 50.0})
+    first["unchanged"] = [False, False, False, False, False, True]
+    second = _table({"original": 80.0, "retrain": 50.0, "a": 70.0, "b": 65.0, "c": 60.0, "idle": 80.0})
+    second.loc["b", "tpr@1%"] = 12.5
+    second = second.drop(index="c").assign(unchanged=False)
+    shown, rho = settings_comparison({"main": first, "memorising": second})
+    assert list(shown.index) == ["original", "retrain", "a", "b", "idle"]  # models both settings have
+    assert list(shown.columns) == ["AUC, main", "TPR at 1% FPR, main", "AUC, memorising", "TPR at 1% FPR, memorising"]
+    assert shown.loc["a", "AUC, memorising"] == "70.0 [68.0,\u00a072.0]" and shown.loc["b", shown.columns[3]] == "12.50"
+    # a, b only (anchors and the method that did nothing aside): too few to rank
+    assert np.isnan(rho)
+    second.loc["c"] = second.loc["b"]
+    second.loc["c", "auc"] = 58.0
+    assert settings_comparison({"main": first, "memorising": second})[1] == pytest.approx(1.0)
+    second.loc["c", "auc"] = 75.0
+    assert settings_comparison({"main": first, "memorising": second})[1] == pytest.approx(-0.5)
+    assert np.isnan(settings_comparison({"main": first})[1])
 
 
 def test_privacy_display_is_narrow_and_keeps_the_interval():

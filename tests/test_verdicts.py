@@ -208,3 +208,12 @@ def test_privacy_glance_line():
     assert line.startswith("- **Per-example privacy** (U-LiRA on 32 shadow models")
     assert "MeGU 70.0 [66.0, 74.0], doing nothing 90.0 [86.0, 94.0], a second retraining 50.0 [46.0, 54.0]" in line
     assert line.endswith("— the paper's privacy claims do not hold here.")
+    memorising = _privacy_table(original=(80, 77, 83), megu=(66, 63, 69))
+    also = [("shadows that memorise (30 epochs, 16 shadows)", memorising, Verdict("label two", "."))]
+    both = privacy_glance(_privacy_table(), Verdict("label one", "."), n_shadows=32, also=also)
+    assert both.startswith(line[:-1].replace("the paper's privacy claims do not hold here", "label one"))
+    assert both.endswith(" With shadows that memorise (30 epochs, 16 shadows): MeGU 66.0 [63.0, 69.0], doing nothing "
+                         "80.0 [77.0, 83.0], a second retraining 50.0 [46.0, 54.0] — label two.")
+    with pytest.raises(MeguError, match="needs rows for original, retrain and megu"):
+        privacy_glance(_privacy_table(), Verdict("x", "."), n_shadows=32,
+                       also=[("another", memorising.drop(index="megu"), Verdict("y", "."))])
