@@ -244,7 +244,10 @@ glue("priv_agreement", agreement, display=False)
 # same architecture for longer on fewer images, until the shadows memorise their members (the
 # accuracies in *The setting* above), and runs every model again on these new
 # shadows, the methods at the same settings. Does the original become visible, does MeGU
-# close the distance to retraining, and do the methods keep their order?
+# close the distance to retraining, and do the methods keep their order? The settings are
+# those tuned on the main recipe: a setting that undoes four epochs of training may be too
+# light for thirty, so this asks how the methods fare as tuned, not how well each could do
+# if tuned again.
 
 # %% tags=["hide-input"]
 variant_tables = {}
