@@ -221,12 +221,18 @@ def _measure(model, setup: PrivacySetup, data, request, device) -> dict:
 
 
 def _shown_path(path: Path) -> str:
-    """``path`` relative to the working directory where it lies below it (what a page shows
-    says nothing of the machine it was built on)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    """``path`` relative to the working directory where it lies below it, else below the
+    results folder as ``<results folder's name>/…`` (what a page shows says nothing of the
+    machine it was built on)."""
+    from .profile import results_dir
+    path = Path(path).resolve()
+    for base, prefix in ((Path.cwd().resolve(), None), (results_dir().resolve(), results_dir().resolve().name)):
+        try:
+            rel = path.relative_to(base)
+        except ValueError:
+            continue
+        return str(Path(prefix, rel) if prefix else rel)
+    return str(path)
 
 
 def run_privacy(cfg, *, data=None, variant: str | None = None, cache=None, device=None, progress=None,

@@ -238,16 +238,16 @@ glue("priv_agreement", agreement, display=False)
 # %% [markdown]
 # ## When the shadows memorise
 #
-# The main recipe is short (4 epochs): its shadow originals fit their own images hardly
+# The main profile's recipe is short (4 epochs): its shadow originals fit their own images hardly
 # better than new ones, so the attack cannot find even the untouched original, and a method
 # shows up only through a trace of its own. The variant below (on the main profile) trains the
 # same architecture for longer on fewer images, until the shadows memorise their members (the
 # accuracies in *The setting* above), and runs every model again on these new
 # shadows, the methods at the same settings. Does the original become visible, does MeGU
 # close the distance to retraining, and do the methods keep their order? The settings are
-# those tuned on the main recipe: a setting that undoes four epochs of training may be too
-# light for thirty, so this asks how the methods fare as tuned, not how well each could do
-# if tuned again.
+# those tuned on the profile's own recipe: a setting that undoes a short schedule may be too
+# light for a long one, so this asks how the methods fare as tuned, not how well each could
+# do if tuned again.
 
 # %% tags=["hide-input"]
 variant_tables = {}

@@ -252,3 +252,16 @@ def test_privacy_display_is_narrow_and_keeps_the_interval():
     assert shown.loc["megu", "TPR at 1% FPR"] == "5.00"
     assert list(shown.columns) == ["AUC % [95 % CI]", "TPR at 1% FPR", "TPR at 0.1% FPR", "forget quality", "score",
                                    "test acc", "s"]
+
+
+def test_the_run_log_shows_no_path_of_the_machine(tmp_path, monkeypatch):
+    from megu_lib.shadows import _shown_path
+    results = tmp_path / "somewhere" / "results"
+    monkeypatch.setenv("MEGU_RESULTS_DIR", str(results))
+    monkeypatch.chdir(tmp_path)
+    assert _shown_path(results / "main" / "privacy") == "somewhere/results/main/privacy"  # below the working directory
+    elsewhere = tmp_path / "book"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a notebook's folder: the results folder is not below it
+    assert _shown_path(results / "main" / "privacy") == "results/main/privacy"
+    assert _shown_path(tmp_path / "other") == str((tmp_path / "other").resolve())  # neither: the whole path
