@@ -69,15 +69,11 @@ def _dispatch(args) -> int:
                 print(f"{method:18s} {scenario:9s} {hp}")
         return 0
     if args.command == "privacy":
-        from .shadows import privacy_results, privacy_setup, privacy_table, privacy_variants, run_privacy
+        from .shadows import privacy_results, privacy_table, run_privacy_settings
         cfg = pf.load_config(args.profile, device=args.device)
         data = pf.load_data(cfg)
         cfg = cfg.for_data(data)[0]
-        variants = [None, *privacy_variants(cfg)] if args.variant is None else [args.variant]
-        for variant in variants:  # every setting checked before any training
-            privacy_setup(cfg, data, variant)
-        for variant in variants:
-            run_privacy(cfg, data=data, variant=variant)
+        for variant in run_privacy_settings(cfg, data=data, variants=None if args.variant is None else [args.variant]):
             print(privacy_table(privacy_results(cfg, data, variant)).round(2).to_string())
         return 0
     from . import experiments as ex

@@ -326,6 +326,18 @@ class PrivacyResults:
         return self.plan.layout(self.confidence[name])
 
 
+def run_privacy_settings(cfg, *, data, variants=None, **kwargs) -> list:
+    """:func:`run_privacy` for the section and every variant (or for the settings in
+    ``variants``, ``None`` naming the section), every setting checked before any training;
+    returns the settings run, in order."""
+    settings = [None, *privacy_variants(cfg)] if variants is None else list(variants)
+    for variant in settings:
+        privacy_setup(cfg, data, variant)
+    for variant in settings:
+        run_privacy(cfg, data=data, variant=variant, **kwargs)
+    return settings
+
+
 def run_log_command(variant: str | None = None) -> str:
     """The command name a privacy run (of the section or of a variant) logs its time under."""
     return "privacy" if variant is None else f"privacy {variant}"

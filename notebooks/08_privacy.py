@@ -73,11 +73,8 @@ cfg = cfg.for_data(data)[0]
 has_run = cfg.privacy is not None
 variants = sh.privacy_variants(cfg)  # further settings of the section (e.g. shadows that memorise)
 if has_run:
-    for variant in [None, *variants]:  # every setting checked before any training
-        sh.privacy_setup(cfg, data, variant)
-    if run:
-        for variant in [None, *variants]:
-            sh.run_privacy(cfg, data=data, variant=variant)
+    if run:  # the section, then every variant; every setting checked before any training
+        sh.run_privacy_settings(cfg, data=data)
     results = sh.privacy_results(cfg, data)
     others = {v: sh.privacy_results(cfg, data, v) for v in variants}
     section, plan = results.setup.section, results.plan
