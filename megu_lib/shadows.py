@@ -488,12 +488,12 @@ def roc_curves(results: PrivacyResults, names=None) -> dict:
 
 
 def rank_agreement(a: pd.Series, b: pd.Series) -> float:
-    """Spearman's rank correlation of two scores over the methods both have (NaN below three)."""
+    """Spearman's rank correlation of two scores over the methods both have
+    (:func:`megu_lib.metrics.spearman`: NaN, without a warning, below three or when either
+    side is constant)."""
+    from .metrics import spearman
     both = pd.concat([a.rename("a"), b.rename("b")], axis=1).dropna()
-    if len(both) < 3:
-        return float("nan")
-    from scipy.stats import spearmanr
-    return float(spearmanr(both["a"], both["b"]).statistic)
+    return spearman(both["a"], both["b"])
 
 
 def auc_difference(results: PrivacyResults, a: str, b: str, *, n_boot: int = 200, seed: int = 0) -> dict:

@@ -2,6 +2,7 @@
 its bad input, and the sanity anchors on a small pool: no unlearning is found, a second
 retraining is not."""
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -197,6 +198,11 @@ def test_rank_agreement():
     assert rank_agreement(a, a * 10) == pytest.approx(1.0)
     assert rank_agreement(a, -a) == pytest.approx(-1.0)
     assert np.isnan(rank_agreement(a, pd.Series({"x": 1.0, "q": 2.0})))
+    # a constant side (e.g. every MIA distance 0 on a tiny profile): NaN and no warning,
+    # which the book's build would treat as an error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(rank_agreement(a, a * 0 + 5.0))
 
 
 def _table(aucs):
