@@ -251,7 +251,7 @@ def run_privacy(cfg, *, data=None, variant: str | None = None, cache=None, devic
     s = setup.section
     # the methods' settings are the profile's (its studies were run on its own recipe), the
     # shadows train on the section's schedule; a missing study fails here, before training
-    hps = {m: cfg.method_hp(m, SCENARIO) for m in s["methods"]}
+    hps = privacy_method_settings(cfg, setup)
     shadow_cfg = setup.shadow_config(cfg)
     folder = privacy_folder(cfg) / "records"
     check_writable(folder, "privacy results folder", "set MEGU_RESULTS_DIR to a writable folder")
@@ -332,10 +332,33 @@ def run_privacy_settings(cfg, *, data, variants=None, **kwargs) -> list:
     returns the settings run, in order."""
     settings = [None, *privacy_variants(cfg)] if variants is None else list(variants)
     for variant in settings:
-        privacy_setup(cfg, data, variant)
+        privacy_method_settings(cfg, privacy_setup(cfg, data, variant))
     for variant in settings:
         run_privacy(cfg, data=data, variant=variant, **kwargs)
     return settings
+
+
+def privacy_method_settings(cfg, setup: PrivacySetup) -> dict:
+    """{method: its overrides} for the setting's methods, as :func:`run_privacy` runs them (the
+    profile's own settings: its studies were run on its recipe), checked before any training:
+    a missing study, or a method that draws more images per class (``n_exemplars``, MeGU's
+    judge) than some shadow's members hold, is a one-line error."""
+    hps = {m: cfg.method_hp(m, SCENARIO) for m in setup.section["methods"]}
+    wants = {m: cfg.full_hp(m, SCENARIO).get("n_exemplars") for m in hps}
+    wants = {m: n for m, n in wants.items() if isinstance(n, int)}
+    if wants:
+        y, names = setup.pool.targets("train").numpy(), setup.pool.class_names()
+        n_classes = len(names)
+        counts = np.stack([np.bincount(y[setup.plan.member_indices(i)], minlength=n_classes)
+                           for i in range(setup.plan.n_shadows)])
+        shadow, cls = np.unravel_index(counts.argmin(), counts.shape)
+        fewest = int(counts[shadow, cls])
+        name = names[cls]
+        where = "privacy" if setup.variant is None else f"privacy.variants.{setup.variant}"
+        for m, n in wants.items():
+            check(n <= fewest, f"{cfg.where}: {where}: {m} draws n_exemplars={n} images per class but shadow "
+                  f"{shadow} holds only {fewest} of {name!r}; use a larger pool or hp.{m}.n_exemplars <= {fewest}")
+    return hps
 
 
 def run_log_command(variant: str | None = None) -> str:

@@ -27,6 +27,7 @@ from megu_lib.shadows import (
     rank_agreement,
     roc_curves,
     run_privacy,
+    run_privacy_settings,
     settings_comparison,
 )
 
@@ -71,6 +72,21 @@ def test_bad_privacy_sections_are_one_line_errors_before_any_training(tmp_path):
     (tmp_path / "plain.yaml").write_text(yaml.safe_dump(plain))
     _one_line(r"the profile has no privacy section", run_privacy, pf.load_config(tmp_path / "plain.yaml"))
     assert not (tmp_path / "cache").exists() and not (tmp_path / "results").exists()  # nothing trained or written
+
+
+def test_a_judge_wanting_more_images_per_class_than_a_shadow_holds_fails_before_training(tmp_path, fmnist):
+    cfg = dict(yaml.safe_load(_profile(tmp_path, methods=["finetune"]).read_text()))
+    cfg["methods"].append("megu")
+    cfg["hp"]["megu"] = {"n_exemplars": 40}  # 100 members per shadow: about 10 of each class
+    cfg["privacy"]["variants"] = {"megu": {"methods": ["megu"]}}
+    (tmp_path / "judged.yaml").write_text(yaml.safe_dump(cfg))
+    cfg = pf.load_config(tmp_path / "judged.yaml")
+    msg = (r"^judged.yaml: privacy.variants.megu: megu draws n_exemplars=40 images per class but shadow \d+ holds "
+           r"only \d+ of '[^']+'; use a larger pool or hp.megu.n_exemplars <= \d+$")
+    _one_line(msg, run_privacy, cfg, data=fmnist, variant="megu")
+    # every setting is checked before the first one trains: the section (fine) is not run either
+    _one_line(msg, run_privacy_settings, cfg, data=fmnist)
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "results").exists()
 
 
 def test_bad_privacy_variants_are_one_line_errors_naming_the_variant(tmp_path):
