@@ -213,15 +213,20 @@ print(f"subclass scenario, forget-set accuracy: retrain {sub.get('retrain', floa
 # %% [markdown]
 # ## At the reference defaults
 #
-# The same requests and seeds with every method at the hyperparameters its reference code
-# uses (no tuning; profile `main_defaults`): how much of each method's standing above comes
-# from tuning.
+# Every method at the hyperparameters its reference code uses (no tuning; profile
+# `main_defaults`), on some of the requests and seeds above (named under the table: the
+# reference schedules are long, 30 to 50 minutes of CPU per request and seed): how much of
+# each method's standing above comes from tuning. Its intervals rest on fewer seeds, so they
+# are wider than the first table's.
 
 # %% tags=["remove-input"]
 at_defaults, why = committed_records(defaults, data) if defaults and cfg.tuning is not None else (None, "")
 if at_defaults is not None:
     display(st.format_standing(st.standing(at_defaults, tb.main_methods(at_defaults))).style
             .set_properties(**{"white-space": "normal"}).set_uuid("standing_defaults"))
+    seeds = sorted({int(s) for s in at_defaults.seed})
+    display(Markdown(f"Requests: {', '.join(sorted(at_defaults.request.unique()))}; "
+                     f"seeds {', '.join(map(str, seeds))}."))
 else:
     display(Markdown("*No second table on this profile*" + (f" ({why})" if why else "") + "."))
 
