@@ -359,6 +359,21 @@ def _open_storage(path: Path):
                         "delete it to start the studies again") from None
 
 
+def study_path(cfg, method: str, scenario: str) -> Path:
+    """Where the committed record of ``method``'s study on ``scenario`` lies."""
+    return tuning_folder(cfg) / f"{method}-{scenario}.json"
+
+
+def read_studies(cfg, methods=None, scenarios=None) -> dict:
+    """{(method, scenario): record or None when missing} for the profile's studies (or those
+    of ``methods`` on ``scenarios``), each checked against the profile's current key: a
+    damaged record, or one made for another tuning task, is a one-line error."""
+    from .requests import config_hash
+    t = cfg.tuning_section()
+    return {(m, sc): read_study(study_path(cfg, m, sc), config_hash(study_key(cfg, m, sc)))
+            for sc in (scenarios or t["requests"]) for m in (methods or t["methods"])}
+
+
 def read_study(path: Path, key_hash: str | None = None) -> dict | None:
     """A study's committed record (JSON), None when missing; damaged or made for another
     tuning task (``key_hash`` differs) is a one-line error."""
@@ -397,7 +412,7 @@ def run_study(cfg, task: TuningTask, method: str, scenario: str, *, cache=None, 
     folder = tuning_folder(cfg)
     key = study_key(cfg, method, scenario)
     key_hash = config_hash(key)
-    record_path = folder / f"{method}-{scenario}.json"
+    record_path = study_path(cfg, method, scenario)
     rec = read_study(record_path, key_hash)
     check(rec is None or rec.get("task") == task.key(),
           f"{record_path} was made on other tuning data (the data set changed); delete it to run the study again")
@@ -500,10 +515,8 @@ def tune_profile(cfg, data, *, methods=None, scenarios=None, cache=None, device=
     scenarios = list(scenarios or t["requests"])
     for s in scenarios:
         check(s in t["requests"], f"{cfg.where}: no tuning request for scenario {s!r}")
-    from .requests import config_hash
     # before any work: damaged or foreign records and storage are one-line errors
-    records = {(m, sc): read_study(tuning_folder(cfg) / f"{m}-{sc}.json", config_hash(study_key(cfg, m, sc)))
-               for sc in scenarios for m in methods}
+    records = read_studies(cfg, methods, scenarios)
     if (tuning_folder(cfg) / "optuna.sqlite3").exists():
         _open_storage(tuning_folder(cfg) / "optuna.sqlite3")
     device = resolve_device(cfg.device if device is None else device)
@@ -538,7 +551,7 @@ _READ = {}
 def chosen_for(cfg, method: str, scenario: str) -> dict:
     """The setting ``method``'s study chose for ``scenario`` (from its committed record; the
     tuning request of the random scenario serves every random request)."""
-    path = tuning_folder(cfg) / f"{method}-{scenario}.json"
+    path = study_path(cfg, method, scenario)
     check(path.exists(), f"{cfg.where}: {method} runs at its tuned setting but the study of {method} on {scenario} "
           f"is missing ({path}); run python -m megu_lib tune {cfg.name} (or set tuning.use: false)")
     from .requests import config_hash
@@ -553,34 +566,22 @@ def chosen_for(cfg, method: str, scenario: str) -> dict:
 
 
 def chosen_settings(cfg, *, required: bool = False) -> dict:
-    """{method: {scenario: hp}} from the committed study records of ``cfg``'s tuning (only
-    studies whose key matches are read by the runner: see :func:`run_study`)."""
+    """{method: {scenario: hp}} from the committed study records of ``cfg``'s tuning (a record
+    made for another tuning task is an error, as in :func:`read_studies`)."""
     out = {}
-    t = cfg.tuning_section()
-    for method in t["methods"]:
-        for scenario in t["requests"]:
-            rec = read_study(tuning_folder(cfg) / f"{method}-{scenario}.json")
-            if rec is None:
-                check(not required, f"{cfg.where}: the tuning study of {method} on {scenario} is missing under "
-                      f"{tuning_folder(cfg)}; run python -m megu_lib tune {cfg.name}")
-                continue
-            out.setdefault(method, {})[scenario] = rec["chosen"]
+    for (method, scenario), rec in read_studies(cfg).items():
+        if rec is None:
+            check(not required, f"{cfg.where}: the tuning study of {method} on {scenario} is missing under "
+                  f"{tuning_folder(cfg)}; run python -m megu_lib tune {cfg.name}")
+            continue
+        out.setdefault(method, {})[scenario] = rec["chosen"]
     return out
 
 
 def study_records(cfg) -> list[dict]:
-    """The committed study records of ``cfg``'s tuning that match its current key (each
-    (method, scenario) once; missing ones are left out)."""
-    from .requests import config_hash
-    t = cfg.tuning_section()
-    out = []
-    for scenario in t["requests"]:
-        for method in t["methods"]:
-            rec = read_study(tuning_folder(cfg) / f"{method}-{scenario}.json",
-                             config_hash(study_key(cfg, method, scenario)))
-            if rec is not None:
-                out.append(rec)
-    return out
+    """The committed study records of ``cfg``'s tuning, by scenario then method (missing ones
+    left out; one made for another tuning task is an error, as in :func:`read_studies`)."""
+    return [rec for rec in read_studies(cfg).values() if rec is not None]
 
 
 def trials_frame(records) -> pd.DataFrame:

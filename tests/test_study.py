@@ -9,6 +9,7 @@ import megu_lib.profile as pf
 from megu_lib.errors import MeguError
 from megu_lib.tuning import (
     chosen_for,
+    chosen_settings,
     chosen_table,
     read_study,
     study_records,
@@ -106,6 +107,10 @@ def test_studies_run_resume_and_feed_the_runner(tmp_path):
     cfg3 = pf.load_config(_profile(tmp_path, trials=4, requests={"class": ["Trouser", "Bag"]}))
     with pytest.raises(MeguError, match="was made for another tuning task"):
         chosen_for(cfg3, "ssd", "class")
+    # every reader of the studies checks their key: none reports another task's choice as this one's
+    for reader in (chosen_settings, study_records):
+        with pytest.raises(MeguError, match="was made for another tuning task"):
+            reader(cfg3)
     (folder / "ssd-class.json").unlink()
     (folder / "finetune-class.json").unlink()
     with pytest.raises(MeguError, match="study 'finetune-class' was made for another tuning task"):
