@@ -25,7 +25,7 @@ import pandas as pd
 from .cache import atomic_write_bytes, check_writable, remove_stale_temp_files
 from .errors import check
 from .metrics import GAP_KEYS, gap_to_reference
-from .profile import ExperimentConfig, build_requests, load_data
+from .profile import ExperimentConfig, build_requests, load_data, shown_path
 
 RESULT_KEYS = ("retain_acc", "forget_acc", "test_acc", "test_retain_acc", "test_forget_acc", "mia", "mia_loss")
 
@@ -120,7 +120,8 @@ def run_experiments(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None 
     env = _environment()
     jobs = [(seed, r, m) for seed in cfg.seeds for r in build_requests(cfg, data, seed) for m in cfg.methods]
     todo = [(s, r, m) for s, r, m in jobs if not _is_record(records / cfg.record_name(data, r, m, s))]
-    log(f"[run {cfg.name}] {len(jobs)} runs, {len(jobs) - len(todo)} already recorded, {len(todo)} to do -> {records}")
+    log(f"[run {cfg.name}] {len(jobs)} runs, {len(jobs) - len(todo)} already recorded, {len(todo)} to do -> "
+        f"{shown_path(records)}")
     started = time.perf_counter()
     originals = {}
 
@@ -220,7 +221,8 @@ def profile_records(cfg: ExperimentConfig, data, *, run: bool = False, out_dir=N
     from .profile import PARAMS_DIR
     name = cfg.name if not cfg.path or Path(cfg.path).parent == PARAMS_DIR else cfg.path
     extra = "" if cfg.own_data else f" --dataset {cfg.dataset}"
-    check(missing == 0, f"{missing} record(s) of profile {cfg.name!r} are missing under {folder}; "
+    check(missing == 0, f"{missing} of {missing + len(rows)} record(s) of profile {cfg.name!r} are missing under "
+          f"{shown_path(folder)}; "
           f"run the experiments first (python -m megu_lib run {name}{extra})")
     return add_gaps(pd.DataFrame(rows))
 

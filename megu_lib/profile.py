@@ -74,6 +74,20 @@ def results_dir() -> Path:
     return Path(os.environ.get("MEGU_RESULTS_DIR") or Path(__file__).resolve().parents[1] / "results").expanduser()
 
 
+def shown_path(path) -> str:
+    """``path`` relative to the working directory where it lies below it, else below the
+    results folder as ``<results folder's name>/…`` (what a page shows says nothing of the
+    machine it was built on)."""
+    path = Path(path).resolve()
+    for base, prefix in ((Path.cwd().resolve(), None), (results_dir().resolve(), results_dir().resolve().name)):
+        try:
+            rel = path.relative_to(base)
+        except ValueError:
+            continue
+        return str(Path(prefix, rel) if prefix else rel)
+    return str(path)
+
+
 @dataclasses.dataclass
 class ExperimentConfig:
     """A validated experiment config (see :data:`CONFIG_KEYS`)."""

@@ -220,21 +220,6 @@ def _measure(model, setup: PrivacySetup, data, request, device) -> dict:
                                     data.train_y[retain]))
 
 
-def _shown_path(path: Path) -> str:
-    """``path`` relative to the working directory where it lies below it, else below the
-    results folder as ``<results folder's name>/…`` (what a page shows says nothing of the
-    machine it was built on)."""
-    from .profile import results_dir
-    path = Path(path).resolve()
-    for base, prefix in ((Path.cwd().resolve(), None), (results_dir().resolve(), results_dir().resolve().name)):
-        try:
-            rel = path.relative_to(base)
-        except ValueError:
-            continue
-        return str(Path(prefix, rel) if prefix else rel)
-    return str(path)
-
-
 def run_privacy(cfg, *, data=None, variant: str | None = None, cache=None, device=None, progress=None,
                 log=print) -> Path:
     """Train every shadow of the profile's ``privacy:`` section (or of its ``variant``) and
@@ -244,7 +229,7 @@ def run_privacy(cfg, *, data=None, variant: str | None = None, cache=None, devic
     from .cache import atomic_write_bytes, check_writable, remove_stale_temp_files
     from .experiments import _environment, _now, append_run_log
     from .methods import unlearn
-    from .profile import load_data
+    from .profile import load_data, shown_path
     from .training import progress_bar, resolve_device, seed_everything
     data = load_data(cfg) if data is None else data
     setup = privacy_setup(cfg, data, variant)
@@ -262,7 +247,7 @@ def run_privacy(cfg, *, data=None, variant: str | None = None, cache=None, devic
             if not (folder / _record_name(cfg, setup, i, m)).is_file()]
     label = cfg.name if variant is None else f"{cfg.name} {variant}"
     log(f"[privacy {label}] {s['shadows']} shadows x {len(methods)} models, {len(todo)} to do -> "
-        f"{_shown_path(folder)}")
+        f"{shown_path(folder)}")
     env, started = _environment(), time.perf_counter()
     with progress_bar(len(todo), f"{label} privacy", progress) as bar:
         for index in sorted({i for i, _ in todo}):

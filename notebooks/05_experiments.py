@@ -228,7 +228,7 @@ if at_defaults is not None:
     display(Markdown(f"Requests: {', '.join(sorted(at_defaults.request.unique()))}; "
                      f"seeds {', '.join(map(str, seeds))}."))
 else:
-    display(Markdown("*No second table on this profile*" + (f" ({why})" if why else "") + "."))
+    display(Markdown("*No second table here*" + (f" ({why})" if why else "") + "."))
 
 # %% [markdown]
 # ## Collateral damage and entanglement

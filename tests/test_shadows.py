@@ -277,7 +277,7 @@ def test_privacy_display_is_narrow_and_keeps_the_interval():
 
 
 def test_the_run_log_shows_no_path_of_the_machine(tmp_path, monkeypatch):
-    from megu_lib.shadows import _shown_path
+    from megu_lib.profile import shown_path as _shown_path
     results = tmp_path / "somewhere" / "results"
     monkeypatch.setenv("MEGU_RESULTS_DIR", str(results))
     monkeypatch.chdir(tmp_path)

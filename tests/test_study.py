@@ -177,7 +177,8 @@ def test_a_second_profile_is_shown_only_when_all_its_records_exist(tmp_path, sma
     df, why = committed_records(str(_profile(tmp_path)), small)
     assert df is None and "run python -m megu_lib tune tiny" in why  # its studies come first
     df, why = committed_records(str(_profile(tmp_path, use=False)), small)
-    assert df is None and "record(s) of profile 'tiny' are missing" in why
+    assert df is None and "record(s) of profile 'tiny' are missing under results/tiny/records" in why
+    assert str(tmp_path) not in why.split("; run")[0]  # the folder says nothing of the machine it is on
 
 
 def test_ablations_run_at_the_setting_megus_study_chose(tmp_path):
