@@ -173,6 +173,13 @@ class ExperimentConfig:
         from .methods import get_method
         return {**get_method(method).defaults, **self.method_hp(method, scenario)}
 
+    def exemplar_needs(self, methods=None, scenario: str | None = None) -> dict:
+        """{method: images per class its judge draws} for the methods (default: the profile's)
+        that declare ``n_exemplars`` (MeGU and its variants), as the profile runs them; the
+        callers check their data holds that many of every class before any work."""
+        needs = {m: self.full_hp(m, scenario).get("n_exemplars") for m in (methods or self.methods)}
+        return {m: n for m, n in needs.items() if isinstance(n, int)}
+
     def run_key(self, data, request, method: str, seed: int) -> dict:
         """Everything that determines one record (its file name is this key's hash)."""
         return dict(data=data.fingerprint(), model=self.model, train=self.train, request=request.key(),

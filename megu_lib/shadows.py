@@ -329,8 +329,7 @@ def privacy_method_settings(cfg, setup: PrivacySetup) -> dict:
     a missing study, or a method that draws more images per class (``n_exemplars``, MeGU's
     judge) than some shadow's members hold, is a one-line error."""
     hps = {m: cfg.method_hp(m, SCENARIO) for m in setup.section["methods"]}
-    wants = {m: cfg.full_hp(m, SCENARIO).get("n_exemplars") for m in hps}
-    wants = {m: n for m, n in wants.items() if isinstance(n, int)}
+    wants = cfg.exemplar_needs(list(hps), SCENARIO)
     if wants:
         y, names = setup.pool.targets("train").numpy(), setup.pool.class_names()
         n_classes = len(names)
