@@ -104,6 +104,14 @@ def entanglement_verdict(rho: float, rho_by_q: Mapping, unique_by_q: Mapping, rh
 
 
 # --------------------------------------------------------------------------- chapter 02
+def _nearest_label(frame: pd.DataFrame, concept: str) -> str | None:
+    """The label nearest to ``concept`` in a judge's T (a DataFrame, concepts as rows), its own
+    label left out, first on ties as :meth:`megu_lib.concepts.TransitionMatrix.nearest`
+    orders them; None when the row is tied throughout (the judge names no nearest concept)."""
+    row = frame.loc[concept].drop(concept).astype(float)
+    return None if row.max() - row.min() <= 1e-12 else str(row.idxmax())
+
+
 def judge_plausibility(matrices: Mapping, confusion: pd.DataFrame, top: int = 2) -> pd.DataFrame:
     """Per judge: the share of classes (percent) whose nearest concept under the judge's T is
     among the ``top`` classes the trained model confuses it with most (``confusion``: a K x K
@@ -119,14 +127,14 @@ def judge_plausibility(matrices: Mapping, confusion: pd.DataFrame, top: int = 2)
         frame = frame.loc[classes, classes].astype(float)
         hits, ranked = [], False
         for c in classes:
-            row = frame.loc[c].drop(c)
-            if row.max() - row.min() <= 1e-12:
+            near = _nearest_label(frame, c)
+            if near is None:
                 continue  # a tied row names no nearest concept
             ranked = True
             conf = confusion.loc[c].drop(c).astype(float)
             if conf.isna().all() or conf.max() <= 0:
                 continue
-            hits.append(row.idxmax() in set(conf.nlargest(top).index))
+            hits.append(near in set(conf.nlargest(top).index))
         rows.append({"judge": judge, "ranks": ranked, "classes": len(hits),
                      "agrees (%)": 100.0 * float(np.mean(hits)) if hits else float("nan"), "chance (%)": chance})
     return pd.DataFrame(rows).set_index("judge")
@@ -140,8 +148,7 @@ def judges_verdict(matrices: Mapping, confusion: pd.DataFrame, forget: str, *, u
     chance = float(table["chance (%)"].iloc[0])
     ranked = table[table.ranks & table["agrees (%)"].notna()]
     check(forget in confusion.index, f"class {forget!r} is not among the confusion matrix's classes")
-    nearest = {j: str(f.loc[forget].drop(forget).astype(float).idxmax()) for j, f in matrices.items()
-               if j in ranked.index}
+    nearest = {j: _nearest_label(f, forget) or "(a tie)" for j, f in matrices.items() if j in ranked.index}
     if not len(ranked):
         return Verdict("no judge ranks the classes", "Every judge tied every row of T: none names a nearest concept.")
     best = ranked["agrees (%)"].idxmax()

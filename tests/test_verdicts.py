@@ -53,6 +53,11 @@ def test_judges_verdict_measures_neighbours_against_the_models_confusions():
     assert "most plausible one here" in vd.judges_verdict(matrices, _confusion(), "a", used="features").sentence
     with pytest.raises(MeguError, match="'z' is not among"):
         vd.judges_verdict(matrices, _confusion(), "z", used="text")
+    # a judge that ranks other rows but ties the forgotten class's names no neighbour for it
+    tied = _t(1)
+    tied.loc["a", [c for c in CLASSES if c != "a"]] = 0.25
+    v = vd.judges_verdict({"features": tied, "text": _t(3)}, _confusion(), "a", used="text")
+    assert "features → (a tie); text → d" in v.sentence
 
 
 def _agreement(t, pred):
