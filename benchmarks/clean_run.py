@@ -1,0 +1,95 @@
+"""A profile's whole run from empty caches, timed stage by stage; resumable; prints JSON.
+
+    python benchmarks/clean_run.py main                      # tune, run and privacy, from nothing
+    python benchmarks/clean_run.py main --stages tune run    # without the privacy run
+    python benchmarks/clean_run.py smoke --work /tmp/clean   # a quick try of the script itself
+
+Every stage is the CLI command a reader would type (``python -m megu_lib tune|run|privacy
+<profile>``), run with its own empty cache and results folders under ``--work`` (default
+``.cache/clean_run/<profile>``, ignored by git), so nothing committed is reused: the originals,
+the tuning tasks, the studies, every record and every shadow are made again. The committed
+records are not touched.
+
+An interrupted measurement resumes: run the same command again. The commands resume at the
+record (study trial, shadow model) they stopped at, and each stage's time is the sum of its
+segments' wall-clock times, kept in ``<work>/segments.json`` (a segment killed with its
+process counts until the last file it wrote); the work lost at an interruption (the record
+being made) is counted again when it is made again. Each segment
+starts with a short training-throughput probe (``benchmarks/throughput.py``), so that times
+measured on different machines, or on one machine at different loads, can be compared as
+ratios. When every stage has finished, the summary goes to ``--out`` (default
+``results/<profile>/clean_run.json``): per stage its seconds and segments, the total, the
+probes, the machine.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("tune", "run", "privacy")
+
+
+def probe(env) -> dict:
+    """Training throughput of the small CNN on this machine now (images per second)."""
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--repeats", "2", "--images", "2048"],
+                         env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    return dict(train_images_per_s=out["train_images_per_s"], threads=out["threads"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("profile")
+    ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    ap.add_argument("--work", default=None, help="folder of the run's own cache and results")
+    ap.add_argument("--out", default=None, help="the summary (JSON)")
+    args = ap.parse_args()
+    work = Path(args.work or ROOT / ".cache" / "clean_run" / args.profile).resolve()
+    out = Path(args.out or ROOT / "results" / args.profile / "clean_run.json")
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MEGU_CACHE_DIR": str(work / "cache"), "MEGU_RESULTS_DIR": str(work / "results"),
+           "MEGU_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env.pop("MEGU_NO_CACHE", None)
+    log_path = work / "segments.json"
+    segments = json.loads(log_path.read_text()) if log_path.exists() else []
+    for seg in segments:
+        if seg["seconds"] is None:  # killed with its process: it lasted until its last file was written
+            last = max((p.stat().st_mtime for p in work.rglob("*") if p.is_file() and p != log_path),
+                       default=seg["started"])
+            seg["seconds"], seg["exit"] = round(max(0.0, last - seg["started"]), 1), "killed"
+    done = {s["stage"] for s in segments if s["finished"]}
+    speed = probe(env)
+    print(json.dumps(dict(event="probe", **speed)), flush=True)
+    for stage in args.stages:
+        if stage in done:
+            continue
+        seg = dict(stage=stage, seconds=None, finished=False, exit=None, probe=speed, started=time.time(),
+                   at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        segments.append(seg)
+        log_path.write_text(json.dumps(segments, indent=1))
+        res = subprocess.run([sys.executable, "-m", "megu_lib", stage, args.profile], env=env, cwd=ROOT)
+        seg.update(seconds=round(time.time() - seg["started"], 1), finished=res.returncode == 0, exit=res.returncode)
+        log_path.write_text(json.dumps(segments, indent=1))
+        print(json.dumps(dict(event="segment", **seg)), flush=True)
+        if res.returncode != 0:
+            sys.exit(f"{stage} stopped (exit {res.returncode}); run the same command again to resume")
+    stages = {st: dict(seconds=round(sum(s["seconds"] for s in segments if s["stage"] == st), 1),
+                       segments=sum(1 for s in segments if s["stage"] == st)) for st in args.stages}
+    total = sum(v["seconds"] for v in stages.values())
+    summary = dict(profile=args.profile, stages=stages, total_seconds=round(total, 1),
+                   total_hours=round(total / 3600, 2),
+                   probes=[s["probe"] for s in segments], platform=platform.platform(), cpus=os.cpu_count(),
+                   threads=os.environ.get("OMP_NUM_THREADS", "default"),
+                   note="from empty caches; each stage's seconds summed over its segments")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
