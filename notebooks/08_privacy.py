@@ -261,10 +261,13 @@ else:
     fig = pl.notice_figure(f"profile {cfg.name!r} has no further privacy setting")
 glue("priv_settings_rho", settings_rho, display=False)
 first_table = next(iter(variant_tables.values()), None)
-for col, name in (("auc", "auc"), ("tpr@1%", "tpr")):
-    value = (f"{first_table.loc['original', col]:.1f}" if first_table is not None and col in first_table
-             else "n/a")
-    glue(f"priv_variant_original_{name}", value, display=False)
+if first_table is not None and "tpr@1%" in first_table:
+    o = first_table.loc["original"]
+    tpr_line = (f"the untouched original, at an AUC of {o.auc:.1f}, is exposed at 1 % FPR for {o['tpr@1%']:.1f} % "
+                "of its forgotten examples, where chance alone gives 1 %.")
+else:
+    tpr_line = "(this run reports no TPR at 1 % FPR for a further setting)."
+glue("priv_variant_original_tpr", Markdown(tpr_line), display=False)
 pl.glue_figure("fig-08-variant-auc", fig)
 
 # %% [markdown]
@@ -280,11 +283,9 @@ pl.glue_figure("fig-08-variant-auc", fig)
 # Read the TPR columns of this setting with care. The AUC weighs every threshold, but the TPR
 # at 1 % FPR lives in the tail of each example's two Gaussians, and each Gaussian is fitted
 # here on the few shadows that forget (or never saw) that example (*The setting* above gives
-# how many models each example rests on). With so few, the fitted tails are rough: the
-# untouched original, at an AUC of {glue:text}`priv_variant_original_auc`, is exposed at 1 % FPR
-# for {glue:text}`priv_variant_original_tpr` % of its forgotten examples, where chance alone
-# gives 1 %. Carlini et al. (2022) fit LiRA on hundreds of shadow models for its low-FPR
-# figures; with a few, the AUC is the figure to compare.
+# how many models each example rests on). With so few, the fitted tails are rough:
+# {glue:md}`priv_variant_original_tpr` Carlini et al. (2022) fit LiRA on hundreds of shadow
+# models for its low-FPR figures; with a few, the AUC is the figure to compare.
 
 # %% [markdown]
 # ## Verdict
