@@ -36,8 +36,8 @@ STAGES = ("tune", "run", "privacy")
 
 def probe(env) -> dict:
     """Training throughput of the small CNN on this machine now (images per second)."""
-    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--repeats", "2", "--images", "2048"],
-                         env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--repeats", "2", "--images", "2048"]
+    res = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     out = json.loads(res.stdout.strip().splitlines()[-1])
     return dict(train_images_per_s=out["train_images_per_s"], threads=out["threads"])
 

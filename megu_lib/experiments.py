@@ -113,13 +113,9 @@ def run_experiments(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None 
     cfg, notes = cfg.for_data(data)
     for note in notes:
         log(f"[run {cfg.name}] note: {note}")
-    needs = cfg.exemplar_needs()  # a judge wanting more images of a class than the data holds: before any work
-    if needs:
-        counts = np.bincount(data.targets("train").numpy(), minlength=len(data.class_names()))
-        fewest = int(counts.min())
-        for m, n in needs.items():
-            check(n <= fewest, f"{cfg.where}: {m} draws n_exemplars={n} training images per class but "
-                  f"{data.class_names()[int(counts.argmin())]!r} has only {fewest}; set hp.{m}.n_exemplars <= {fewest}")
+    # a judge wanting more images of a class than the data holds: before any work
+    cfg.check_exemplars({"the training split": data.targets("train").numpy()}, data.class_names(),
+                        where=cfg.where, fix="set ")
     device = resolve_device(cfg.device)
     if cfg.tuning is not None and cfg.tuning_section()["use"]:  # the studies first: the runs use their choices
         from .tuning import tune_profile

@@ -180,6 +180,24 @@ class ExperimentConfig:
         needs = {m: self.full_hp(m, scenario).get("n_exemplars") for m in (methods or self.methods)}
         return {m: n for m, n in needs.items() if isinstance(n, int)}
 
+    def check_exemplars(self, labels: dict, names, *, where: str, fix: str, methods=None,
+                        scenario: str | None = None) -> None:
+        """A one-line error when a judge (:meth:`exemplar_needs`) would draw more images of a
+        class than one of the sets in ``labels`` ({what the set is: its integer labels}) holds;
+        ``names``: the class names, ``where`` starts the message, ``fix`` precedes the
+        suggested smaller ``n_exemplars``."""
+        import numpy as np
+        needs = self.exemplar_needs(methods, scenario)
+        if not needs:
+            return
+        counts = {holder: np.bincount(np.asarray(y), minlength=len(names)) for holder, y in labels.items()}
+        holder = min(counts, key=lambda h: counts[h].min())
+        cls = int(counts[holder].argmin())
+        fewest = int(counts[holder][cls])
+        for m, n in needs.items():
+            check(n <= fewest, f"{where}: {m} draws n_exemplars={n} images per class but {holder} holds only "
+                  f"{fewest} of {names[cls]!r}; {fix}hp.{m}.n_exemplars <= {fewest}")
+
     def run_key(self, data, request, method: str, seed: int) -> dict:
         """Everything that determines one record (its file name is this key's hash)."""
         return dict(data=data.fingerprint(), model=self.model, train=self.train, request=request.key(),

@@ -329,19 +329,11 @@ def privacy_method_settings(cfg, setup: PrivacySetup) -> dict:
     a missing study, or a method that draws more images per class (``n_exemplars``, MeGU's
     judge) than some shadow's members hold, is a one-line error."""
     hps = {m: cfg.method_hp(m, SCENARIO) for m in setup.section["methods"]}
-    wants = cfg.exemplar_needs(list(hps), SCENARIO)
-    if wants:
-        y, names = setup.pool.targets("train").numpy(), setup.pool.class_names()
-        n_classes = len(names)
-        counts = np.stack([np.bincount(y[setup.plan.member_indices(i)], minlength=n_classes)
-                           for i in range(setup.plan.n_shadows)])
-        shadow, cls = np.unravel_index(counts.argmin(), counts.shape)
-        fewest = int(counts[shadow, cls])
-        name = names[cls]
-        where = "privacy" if setup.variant is None else f"privacy.variants.{setup.variant}"
-        for m, n in wants.items():
-            check(n <= fewest, f"{cfg.where}: {where}: {m} draws n_exemplars={n} images per class but shadow "
-                  f"{shadow} holds only {fewest} of {name!r}; use a larger pool or hp.{m}.n_exemplars <= {fewest}")
+    y = setup.pool.targets("train").numpy()
+    section = "privacy" if setup.variant is None else f"privacy.variants.{setup.variant}"
+    cfg.check_exemplars({f"shadow {i}": y[setup.plan.member_indices(i)] for i in range(setup.plan.n_shadows)},
+                        setup.pool.class_names(), where=f"{cfg.where}: {section}", fix="use a larger pool or ",
+                        methods=list(hps), scenario=SCENARIO)
     return hps
 
 

@@ -111,8 +111,9 @@ def test_forget_target_absent_fails_before_training(tmp_path):
 def test_a_judge_wanting_more_images_per_class_than_the_data_holds_fails_before_training(tmp_path):
     # 1,200 training images: about 120 of each class, fewer than the judge would draw
     cfg = pf.load_config(_write(tmp_path, hp={"megu_no_noise": {"epochs": 0.5, "n_exemplars": 500}}))
-    with pytest.raises(MeguError, match=r"^cfg.yaml: megu_no_noise draws n_exemplars=500 training images per class "
-                                        r"but '[^']+' has only \d+; set hp.megu_no_noise.n_exemplars <= \d+$"):
+    with pytest.raises(MeguError, match=r"^cfg.yaml: megu_no_noise draws n_exemplars=500 images per class but the "
+                                        r"training split holds only \d+ of '[^']+'; "
+                                        r"set hp.megu_no_noise.n_exemplars <= \d+$"):
         ex.run_experiments(cfg, out_dir=tmp_path / "res", cache=tmp_path / "cache", log=lambda m: None)
     assert not (tmp_path / "cache").exists() and not list((tmp_path / "res").rglob("*.json"))
 
