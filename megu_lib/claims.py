@@ -20,9 +20,11 @@ from .tables import (
     MEGU_VARIANTS,
     REFERENCES,
     SCENARIO_ORDER,
+    did_nothing,
     gap_ranking,
     main_methods,
     original_chance_note,
+    paired_values,
     scenarios_of,
 )
 
@@ -75,13 +77,6 @@ def _class_records(df):
     sub = df[df.scenario == "class"]
     return sub if len(sub) else None
 
-def _paired(df, a: str, b: str, col: str):
-    """Values of ``col`` for methods ``a`` and ``b`` on the same (request, seed) runs."""
-    x = df[df.method == a].set_index(["request", "seed"])[col]
-    y = df[df.method == b].set_index(["request", "seed"])[col]
-    both = x.index.intersection(y.index)
-    return x.loc[both], y.loc[both]
-
 def _label(focus: str) -> str:
     return MEGU_LABELS.get(focus, focus)
 
@@ -115,7 +110,7 @@ def _claim_retain(df, where, focus="megu") -> Claim:
     if sub is None or focus not in set(sub.method):
         return Claim(name, paper, "—", UNTESTABLE, "no class-forgetting runs of MeGU on this profile", where,
                      method=focus)
-    m, r = _paired(sub, focus, "retrain", "retain_acc")
+    m, r = paired_values(sub, focus, "retrain", "retain_acc")
     if not len(m):
         return Claim(name, paper, "—", UNTESTABLE, "no retrain runs to compare with", where, method=focus)
     per_seed = _per_seed((m - r).abs())
@@ -131,17 +126,6 @@ def _interval_reading(verdict: str, threshold: str) -> str:
             FAILS: f"the whole interval is on the other side of {threshold}",
             INCONCLUSIVE: f"the interval spans {threshold}: the records cannot say"}[verdict]
 
-def did_nothing(df: pd.DataFrame, method: str, tol: float = 0.01) -> bool:
-    """True when ``method``'s accuracies equal the original model's on every run (within
-    ``tol`` points): it left the model as it was (e.g. SSD selecting no parameter)."""
-    if "original" not in set(df.method) or method not in set(df.method):
-        return False
-    for col in ("retain_acc", "forget_acc", "test_acc"):
-        a, b = _paired(df, method, "original", col)
-        if not len(a) or float((a - b).abs().max()) > tol:
-            return False
-    return True
-
 def _claim_mia(df, other: str, key: str, where, focus="megu") -> Claim:
     target = PAPER[key]
     name = f"lowers the membership-inference risk by up to {target:g} % relative to {other.upper()}"
@@ -153,7 +137,7 @@ def _claim_mia(df, other: str, key: str, where, focus="megu") -> Claim:
         missing = [m for m in (focus, other) if m not in have]
         return Claim(name, paper, "—", UNTESTABLE, f"{', '.join(missing)} not run on this profile", where,
                      method=focus)
-    m, o = _paired(sub, focus, other, "mia")
+    m, o = paired_values(sub, focus, other, "mia")
     per_m, per_o = _per_seed(m), _per_seed(o)
     if not len(m) or (per_o <= 0).any():
         return Claim(name, paper, "—", UNTESTABLE,
@@ -184,7 +168,7 @@ def _claim_mia(df, other: str, key: str, where, focus="megu") -> Claim:
 def _claim_time(df, where, focus="megu") -> Claim:
     target = PAPER["time_saving"]
     name, paper = "takes more than 59 % less time than retraining", f"> {target:g} % saved"
-    m, r = _paired(df, focus, "retrain", "seconds") if {focus, "retrain"} <= set(df.method) else ([], [])
+    m, r = paired_values(df, focus, "retrain", "seconds") if {focus, "retrain"} <= set(df.method) else ([], [])
     if not len(m):
         return Claim(name, paper, "—", UNTESTABLE, "MeGU or retrain not run on this profile", where, method=focus)
     saving = 100 * (1 - m.groupby(level="seed").sum() / r.groupby(level="seed").sum())

@@ -92,6 +92,40 @@ def scenarios_of(df: pd.DataFrame) -> list[str]:
     """The scenarios present in the records, in the paper's order."""
     return [s for s in SCENARIO_ORDER if s in set(df.scenario)]
 
+def paired_values(df, a: str, b: str, col: str):
+    """Values of ``col`` for methods ``a`` and ``b`` on the same (request, seed) runs."""
+    x = df[df.method == a].set_index(["request", "seed"])[col]
+    y = df[df.method == b].set_index(["request", "seed"])[col]
+    both = x.index.intersection(y.index)
+    return x.loc[both], y.loc[both]
+
+def did_nothing(df: pd.DataFrame, method: str, tol: float = 0.01) -> bool:
+    """True when ``method``'s accuracies equal the original model's on every run (within
+    ``tol`` points): it left the model as it was (e.g. SSD selecting no parameter)."""
+    if "original" not in set(df.method) or method not in set(df.method):
+        return False
+    for col in ("retain_acc", "forget_acc", "test_acc"):
+        a, b = paired_values(df, method, "original", col)
+        if not len(a) or float((a - b).abs().max()) > tol:
+            return False
+    return True
+
+def idle_note(df: pd.DataFrame, methods=None) -> str:
+    """A Markdown sentence naming, per scenario, the methods that left the model as it was on
+    every run (:func:`did_nothing`: their rows are the original's, and a comparison with them
+    is a comparison with an untouched model); empty when there is none."""
+    methods = [m for m in (methods or main_methods(df)) if m not in REFERENCES]
+    parts = []
+    for scenario in scenarios_of(df):
+        sub = df[df.scenario == scenario]
+        idle = [m for m in methods if did_nothing(sub, m)]
+        if idle:
+            parts.append(f"{', '.join(f'`{m}`' for m in idle)} in {scenario} forgetting")
+    if not parts:
+        return ""
+    return ("**Left the model as it was** (its accuracies equal the original's on every run, so its row is the "
+            f"original's): {'; '.join(parts)}.")
+
 def reference_metrics(df: pd.DataFrame, request: str, seed: int) -> dict:
     """The retrain record's metrics for ``request`` (a label such as ``class:Shirt``) and ``seed``."""
     ref = df[(df.method == "retrain") & (df.request == request) & (df.seed == seed)]
@@ -293,6 +327,45 @@ def profile_comparison(frames: dict, methods=None) -> pd.DataFrame:
     out.columns = pd.MultiIndex.from_tuples(out.columns)
     return out
 
+
+def tuning_effect(tuned: pd.DataFrame, defaults: pd.DataFrame, methods=None) -> tuple[pd.DataFrame, str]:
+    """Each method's mean gap to retrain (points) tuned and at its reference defaults, on the
+    (request, seed) runs both record sets hold, per scenario (columns ``(scenario, "tuned" |
+    "defaults")``, rows sorted by the first scenario's tuned gap), and a Markdown sentence
+    counting, per scenario, the methods that tuning brought closer to retrain. Both sets come
+    with gaps (:func:`megu_lib.experiments.add_gaps`), each against its own retrain runs."""
+    shared = set(zip(tuned.request, tuned.seed)) & set(zip(defaults.request, defaults.seed))
+    check(shared, "tuning_effect: the two record sets share no (request, seed) run")
+    methods = [m for m in (methods if methods is not None else main_methods(defaults)) if m != "retrain"]
+    frames = {}
+    for label, df in (("tuned", tuned), ("defaults", defaults)):
+        keep = [(r, s) in shared for r, s in zip(df.request, df.seed)]
+        frames[label] = df[keep]
+    parts, counts = {}, []
+    for scenario in scenarios_of(frames["tuned"]):
+        if scenario not in set(frames["defaults"].scenario):
+            continue
+        gaps = {label: gap_ranking(df, scenario, methods)["gap"] for label, df in frames.items()}
+        for label, g in gaps.items():
+            parts[(scenario, label)] = g
+        both = [m for m in methods if m not in REFERENCES and m in gaps["tuned"] and m in gaps["defaults"]]
+        closer = [m for m in both if gaps["tuned"][m] < gaps["defaults"][m]]
+        counts.append(f"{scenario} forgetting {len(closer)} of {len(both)}")
+    out = pd.DataFrame(parts)
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    out = out.sort_values(out.columns[0], na_position="last")
+    requests = sorted({r for r, _ in shared})
+    seeds = sorted({int(s) for _, s in shared})
+    text = (f"On the runs both tables hold ({', '.join(requests)}; seeds {', '.join(map(str, seeds))}), tuning "
+            f"brought these methods closer to retrain than their reference defaults: {'; '.join(counts)}.")
+    from .stats import typical_seconds
+    secs = typical_seconds(frames["defaults"])
+    if "retrain" in secs:  # the tuning's cap, which the defaults do not obey (times from one run)
+        slow = [m for m in methods if m not in REFERENCES and secs.get(m, 0.0) > secs["retrain"]]
+        if slow:
+            text += (f" At their defaults {', '.join(f'`{m}`' for m in slow)} took longer than retraining, which no "
+                     "tuned setting may.")
+    return out, text
 
 # --------------------------------------------------------------------------- collateral damage
 def per_class_change(df: pd.DataFrame, request: str) -> pd.DataFrame:

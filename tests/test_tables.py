@@ -344,7 +344,7 @@ def test_claims_not_meaningful_here():
     claims = cl.check_claims(_records(lazy, seeds=seeds)).set_index("claim")
     ssd = claims.loc[claims.index.str.contains("SSD")].iloc[0]
     assert ssd.verdict == "not meaningful here" and "untouched model" in ssd.why
-    assert cl.did_nothing(_records(lazy), "ssd") and not cl.did_nothing(_records(lazy), "unsir")
+    assert tables.did_nothing(_records(lazy), "ssd") and not tables.did_nothing(_records(lazy), "unsir")
     # an attack with no power on these models says nothing
     df = _records(VALUES, seeds=seeds)
     df["mia_auc"] = 52.0
@@ -382,3 +382,34 @@ def test_subclass_readings_side_by_side():
     assert "the *any* reading ends closer to retrain" in sentence
     table, sentence = tables.subclass_readings(_records(VALUES))
     assert table.empty and "were not run" in sentence
+
+
+def test_idle_note_names_the_methods_that_left_the_model_alone():
+    assert tables.idle_note(_records(VALUES)) == ""
+    lazy = _records({**VALUES, "ssd": dict(VALUES["original"], seconds=5)}, scenarios=("class", "random"))
+    # SSD untouched in class forgetting only: the note names that scenario alone
+    lazy.loc[(lazy.method == "ssd") & (lazy.scenario == "random"), "retain_acc"] -= 3.0
+    note = tables.idle_note(lazy)
+    assert "`ssd` in class forgetting" in note and "random" not in note
+    assert tables.idle_note(lazy, methods=["megu", "unsir"]) == ""
+
+
+def test_tuning_effect_compares_on_the_shared_runs_only():
+    main = {k: VALUES[k] for k in ("original", "retrain", "finetune", "ssd", "megu")}
+    tuned = _records(main, seeds=(0, 1, 2))
+    # at the defaults fine-tuning is further from retrain and slower than retraining, SSD closer, MeGU the same
+    defaults = _records({**main, "finetune": dict(retain_acc=-9, forget_acc=20, seconds=150),
+                         "ssd": dict(retain_acc=-0.5, seconds=5)}, seeds=(0, 1), scenarios=("class", "random"))
+    table, text = tables.tuning_effect(tuned, defaults)
+    assert list(table.columns) == [("class", "tuned"), ("class", "defaults"), ("random", "tuned"),
+                                   ("random", "defaults")]
+    assert "original" in table.index and "retrain" not in table.index
+    assert table.loc["finetune", ("class", "defaults")] > table.loc["finetune", ("class", "tuned")]
+    assert table.loc["ssd", ("class", "defaults")] < table.loc["ssd", ("class", "tuned")]
+    # seed 2 is not in the defaults: it is left out of the tuned column too
+    only_shared = tables.gap_ranking(tuned[tuned.seed < 2], "class")["gap"]["megu"]
+    assert table.loc["megu", ("class", "tuned")] == pytest.approx(only_shared)
+    assert "seeds 0, 1" in text and "class forgetting 1 of 3" in text and "random forgetting 1 of 3" in text
+    assert "`finetune` took longer than retraining" in text and "`ssd`" not in text.split("At their")[1]
+    with pytest.raises(MeguError, match="share no"):
+        tables.tuning_effect(tuned, defaults.assign(seed=defaults.seed + 10))
