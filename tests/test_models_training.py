@@ -76,6 +76,23 @@ def test_same_seed_identical_results(small):
     assert torch.equal(outs[0], outs[1])
 
 
+def test_cpu_channels_last_changes_rounding_only(small, monkeypatch):
+    """The CPU's channels_last layout (benchmarks/cpu_layout.py) gives the same logits up to float
+    rounding, and a model it converted inside predict_logits' inference mode still trains."""
+    from megu_lib import training
+    m = build_model("small_cnn", small, seed=0, width=8)
+    monkeypatch.setattr(training, "CPU_CHANNELS_LAST", False)
+    nchw = predict_logits(m, small.test_x[:300])
+    assert m.net[0][0].weight.is_contiguous()
+    monkeypatch.setattr(training, "CPU_CHANNELS_LAST", True)
+    nhwc = predict_logits(m, small.test_x[:300])
+    assert m.net[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(nchw, nhwc, atol=1e-4) and not torch.equal(nchw, torch.zeros_like(nchw))
+    assert not any(p.is_inference() for p in m.parameters())
+    train_model(m, small.train_x[:256], small.train_y[:256], train_config("fast", epochs=1, batch_size=64))
+    assert not torch.allclose(predict_logits(m, small.test_x[:300]), nhwc)
+
+
 @pytest.mark.parametrize("schedule", ["constant", "step", "cosine", "onecycle"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_schedules_and_optimizers_run(small, schedule, optimizer):
