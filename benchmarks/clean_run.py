@@ -17,7 +17,11 @@ process counts until the last file it wrote); the work lost at an interruption (
 being made) is counted again when it is made again. Each segment
 starts with a short training-throughput probe (``benchmarks/throughput.py``), so that times
 measured on different machines, or on one machine at different loads, can be compared as
-ratios. When every stage has finished, the summary goes to ``--out`` (default
+ratios. The clean run's own tuning studies — the profile's studies made again from nothing, on
+this machine — are copied, as far as they have finished, to the committed results folder as
+the replicate ``clean_run`` (``results/<profile>/tuning/replicates/clean_run/``, with the
+machine's probe in ``about.json``): chapter 05 sets them beside the committed studies
+(``--export-only`` copies them and stops). When every stage has finished, the summary goes to ``--out`` (default
 ``results/<profile>/clean_run.json``): per stage its seconds and segments, the total, the
 probes, the machine.
 """
@@ -42,12 +46,29 @@ def probe(env) -> dict:
     return dict(train_images_per_s=out["train_images_per_s"], threads=out["threads"])
 
 
+def export_studies(profile: str, work: Path, segments: list) -> int:
+    """Copy the clean run's finished studies to the committed replicate ``clean_run``."""
+    from megu_lib.profile import load_config
+    from megu_lib.tuning import save_replicate
+    cfg = load_config(profile)
+    source = work / "results" / cfg.name / "tuning"
+    if cfg.tuning is None or not source.is_dir():
+        return 0
+    tune = [s for s in segments if s["stage"] == "tune"]
+    about = dict(source="benchmarks/clean_run.py: the profile's studies made again from empty caches",
+                 platform=platform.platform(), cpus=os.cpu_count(),
+                 probes=[s["probe"] for s in tune], started=tune[0]["at"] if tune else None)
+    return len(save_replicate(cfg, "clean_run", source, about))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("profile")
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     ap.add_argument("--work", default=None, help="folder of the run's own cache and results")
     ap.add_argument("--out", default=None, help="the summary (JSON)")
+    ap.add_argument("--export-only", action="store_true",
+                    help="copy the finished tuning studies to results/<profile>/tuning/replicates/clean_run and stop")
     args = ap.parse_args()
     work = Path(args.work or ROOT / ".cache" / "clean_run" / args.profile).resolve()
     out = Path(args.out or ROOT / "results" / args.profile / "clean_run.json")
@@ -63,6 +84,9 @@ def main():
                        default=seg["started"])
             seg["seconds"], seg["exit"] = round(max(0.0, last - seg["started"]), 1), "killed"
     done = {s["stage"] for s in segments if s["finished"]}
+    if args.export_only:
+        print(json.dumps(dict(event="export", studies=export_studies(args.profile, work, segments))), flush=True)
+        return
     speed = probe(env)
     print(json.dumps(dict(event="probe", **speed)), flush=True)
     for stage in args.stages:
@@ -76,6 +100,8 @@ def main():
         seg.update(seconds=round(time.time() - seg["started"], 1), finished=res.returncode == 0, exit=res.returncode)
         log_path.write_text(json.dumps(segments, indent=1))
         print(json.dumps(dict(event="segment", **seg)), flush=True)
+        if stage == "tune":
+            print(json.dumps(dict(event="export", studies=export_studies(args.profile, work, segments))), flush=True)
         if res.returncode != 0:
             sys.exit(f"{stage} stopped (exit {res.returncode}); run the same command again to resume")
     stages = {st: dict(seconds=round(sum(s["seconds"] for s in segments if s["stage"] == st), 1),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -630,3 +632,123 @@ def chosen_markdown(records) -> str:
         parts = [f"{r.scenario}: {r.chosen}" for r in rows.itertuples()]
         lines.append(f"- **`{method}`** — " + "; ".join(parts))
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- replicates
+# The same studies run again — the same key, another machine (CPU float rounding parts the
+# trajectories after a few trials) or another run — and committed beside the profile's own,
+# under tuning/replicates/<name>/: how much of a study's choice is the luck of its search?
+REPLICATES = "replicates"
+
+
+def replicates_folder(cfg) -> Path:
+    return tuning_folder(cfg) / REPLICATES
+
+
+def save_replicate(cfg, name: str, source: str | os.PathLike, about: dict) -> list[Path]:
+    """Copy the finished study records of ``cfg`` found in the tuning folder ``source`` (another
+    results folder's ``<profile>/tuning``) to ``tuning/replicates/<name>/``, with ``about``
+    (where they come from) as ``about.json``; each record is checked against the profile's
+    current study key first. Returns the copied paths (unfinished studies are left out)."""
+    import json
+
+    from .cache import atomic_write_bytes
+    from .requests import config_hash
+    check(isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", name) is not None,
+          f"replicate name must be letters, digits, '_', '-' or '.', got {name!r}")
+    source = Path(source)
+    check(source.is_dir(), f"{source}: no such tuning folder; pass <results>/{cfg.name}/tuning of the other run")
+    t = cfg.tuning_section()
+    folder = replicates_folder(cfg) / name
+    copied = []
+    for scenario in t["requests"]:
+        for method in t["methods"]:
+            path = source / study_path(cfg, method, scenario).name
+            rec = read_study(path, config_hash(study_key(cfg, method, scenario)))
+            if rec is None or sum(tr["state"] == "COMPLETE" for tr in rec["trials"]) < t["trials"]:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(folder / path.name, path.read_bytes())
+            copied.append(folder / path.name)
+    if copied:
+        atomic_write_bytes(folder / "about.json", json.dumps(about, indent=1, sort_keys=True).encode())
+    return copied
+
+
+def replicate_records(cfg) -> dict:
+    """The committed replicates of ``cfg``'s studies, by name, each with its records and ``about``.
+
+    Returns ``{name: {"records": {(method, scenario): record}, "about": dict}}``; each record is
+    checked against the profile's current study key, as :func:`read_studies` does."""
+    import json
+
+    from .requests import config_hash
+    out = {}
+    root = replicates_folder(cfg)
+    if not root.is_dir():
+        return out
+    t = cfg.tuning_section()
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        recs = {}
+        for scenario in t["requests"]:
+            for method in t["methods"]:
+                rec = read_study(folder / study_path(cfg, method, scenario).name,
+                                 config_hash(study_key(cfg, method, scenario)))
+                if rec is not None:
+                    recs[(method, scenario)] = rec
+        if recs:
+            about = folder / "about.json"
+            recs_about = json.loads(about.read_text()) if about.exists() else {}
+            out[folder.name] = dict(records=recs, about=recs_about)
+    return out
+
+
+def replicate_table(records, replicates: dict, *, moved: float = 1.0) -> tuple[pd.DataFrame, str]:
+    """The profile's studies beside their replicates, as a table and a text.
+
+    Per study (scenario, method), the table has the best gap on the validation split in the
+    committed study and in each replicate, and the largest difference. The text says, per
+    scenario and replicate, how many methods' best gaps moved by more than ``moved`` points, the
+    largest move, whether the best method on the tuning task is the same, and how many pairs of
+    methods the two runs order alike. ``replicates`` is what :func:`replicate_records` returns.
+    Empty table and text when there is none."""
+    if not replicates:
+        return pd.DataFrame(), ""
+
+    def best(rec):
+        return rec["best"]["gap"] if rec and rec.get("best") else float("nan")
+
+    own = {(r["method"], r["scenario"]): r for r in records}
+    rows = []
+    for (method, scenario), rec in own.items():
+        row = {"scenario": scenario, "method": method, "committed": best(rec)}
+        for name, rep in replicates.items():
+            if (method, scenario) in rep["records"]:
+                row[name] = best(rep["records"][(method, scenario)])
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    names = [n for n in replicates if n in table.columns]
+    if not names:
+        return pd.DataFrame(), ""
+    gaps = table[["committed", *names]]
+    table["largest difference"] = gaps.max(axis=1) - gaps.min(axis=1)
+    table = table.sort_values(["scenario", "committed"], kind="stable").reset_index(drop=True)
+    lines = []
+    for name in names:
+        for scenario, part in table.dropna(subset=[name]).groupby("scenario", sort=False):
+            diff = part[name] - part["committed"]
+            n_moved = int((diff.abs() > moved).sum())
+            i = diff.abs().idxmax()
+            pairs = list(itertools.combinations(part.index, 2))
+            alike = sum(np.sign(part.at[a, "committed"] - part.at[b, "committed"])
+                        == np.sign(part.at[a, name] - part.at[b, name]) for a, b in pairs)
+            first_c = part.loc[part["committed"].idxmin(), "method"]
+            first_r = part.loc[part[name].idxmin(), "method"]
+            same = (f"the best method on the tuning task is `{first_c}` in both" if first_c == first_r else
+                    f"the best method on the tuning task is `{first_c}` in the committed studies and "
+                    f"`{first_r}` in `{name}`")
+            lines.append(f"- **{scenario}** (`{name}`, {len(part)} studies): {n_moved} of {len(part)} methods' "
+                         f"best gap moved by more than {moved:g} point{'s' if moved != 1 else ''}; the largest move "
+                         f"is `{part.at[i, 'method']}`'s, {part.at[i, 'committed']:.2f} → {part.at[i, name]:.2f}; "
+                         f"{same}; the two runs order {alike} of {len(pairs)} pairs of methods alike.")
+    return table, "\n".join(lines)

@@ -113,6 +113,33 @@ pl.glue_figure("fig-05-studies", fig)
 # within that cap (line).
 # :::
 #
+# ### How much of a choice is the search's luck
+#
+# Twelve trials of a seeded sampler find a good setting, not the best one, and the same study
+# run again need not find the same. On the CPU, float rounding differs between machines: the
+# same study, run again from nothing on another machine, draws the same first settings, but
+# their gaps differ slightly, and after a few trials the sampler's path parts from the
+# committed one. Where such a repeat is committed (`tuning/replicates/` in the profile's
+# results; `benchmarks/clean_run.py` makes one as it times the profile from empty caches), here
+# is each study's best gap on the validation split beside its repeat's. A method whose best gap
+# moves by more than the distance to its neighbours in the ranking owes part of its place to
+# the search.
+
+# %% tags=["remove-input"]
+if cfg.tuning is not None and cfg.tuning_section()["use"]:
+    replicates = tu.replicate_records(cfg)
+    rep_table, rep_text = tu.replicate_table(studies, replicates)
+    if rep_table.empty:
+        display(Markdown(f"*No repeat of profile `{cfg.name}`'s studies is committed yet.*"))
+    else:
+        sources = "; ".join(f"`{name}`: {len(rep['records'])} of {len(studies)} studies"
+                            + (f", {rep['about']['source']}" if rep["about"].get("source") else "")
+                            for name, rep in replicates.items())
+        display(Markdown(f"Repeats: {sources}.\n\n{rep_text}"))
+        display(rep_table.round(2).style.format(precision=2, na_rep="—").hide(axis="index")
+                .set_uuid("replicates"))
+
+# %% [markdown]
 # ## The tables
 #
 # One table per scenario, in the paper's layout: methods as rows, mean ± standard deviation

@@ -236,3 +236,50 @@ def test_cli_tune_bad_input_is_one_line(tmp_path):
                          env=env, cwd=root, timeout=120)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "is not a study record (damaged)" in out.stderr
     assert not (tmp_path / "cache").exists()  # nothing trained
+
+
+def _fake_study(cfg, method, scenario, gap, trials=3):
+    """A finished study record under ``cfg``'s current key (no training)."""
+    from megu_lib.requests import config_hash
+    from megu_lib.tuning import study_key
+    best = dict(number=0, state="COMPLETE", params={"epochs": 1.0}, gap=gap, seconds=1.0, within_cap=True)
+    return dict(method=method, scenario=scenario, key_hash=config_hash(study_key(cfg, method, scenario)),
+                trials=[{**best, "number": i, "gap": gap + i} for i in range(trials)], best=best,
+                chosen={"epochs": 1.0}, cap_seconds=2.0)
+
+
+def test_replicates_are_copied_checked_and_set_beside_the_studies(tmp_path):
+    from megu_lib.tuning import replicate_records, replicate_table, replicates_folder, save_replicate
+    cfg = pf.load_config(_profile(tmp_path))
+    assert replicate_records(cfg) == {} and replicate_table([], {}) [1] == ""
+    other = tmp_path / "other" / "tiny" / "tuning"
+    other.mkdir(parents=True)
+    (other / "finetune-class.json").write_text(json.dumps(_fake_study(cfg, "finetune", "class", 2.0)))
+    (other / "ssd-class.json").write_text(json.dumps(_fake_study(cfg, "ssd", "class", 1.0, trials=2)))  # unfinished
+    copied = save_replicate(cfg, "elsewhere", other, {"machine": "test"})
+    assert [p.name for p in copied] == ["finetune-class.json"]
+    assert json.loads((replicates_folder(cfg) / "elsewhere" / "about.json").read_text()) == {"machine": "test"}
+    (other / "ssd-class.json").write_text(json.dumps(_fake_study(cfg, "ssd", "class", 2.4)))
+    save_replicate(cfg, "elsewhere", other, {"machine": "test"})
+    reps = replicate_records(cfg)
+    assert set(reps["elsewhere"]["records"]) == {("finetune", "class"), ("ssd", "class")}
+    # the committed studies: ssd best on the tuning task there, finetune in the replicate
+    own = [_fake_study(cfg, "finetune", "class", 3.5), _fake_study(cfg, "ssd", "class", 1.5)]
+    table, text = replicate_table(own, reps)
+    row = table.set_index("method").loc["finetune"]
+    assert row["committed"] == 3.5 and row["elsewhere"] == 2.0 and row["largest difference"] == pytest.approx(1.5)
+    assert "1 of 2 methods' best gap moved by more than 1 point" in text
+    assert "`finetune`'s, 3.50 → 2.00" in text
+    assert "`ssd` in the committed studies and `finetune` in `elsewhere`" in text
+    assert "order 0 of 1 pairs of methods alike" in text
+    # a replicate made for another tuning task, a bad name, a missing folder: one line each, nothing copied
+    cfg4 = pf.load_config(_profile(tmp_path, trials=4))
+    with pytest.raises(MeguError, match="was made for another tuning task"):
+        replicate_records(cfg4)
+    with pytest.raises(MeguError, match="was made for another tuning task"):
+        save_replicate(cfg4, "again", other, {})
+    assert not (replicates_folder(cfg) / "again").exists()
+    with pytest.raises(MeguError, match="replicate name must be letters"):
+        save_replicate(cfg, "../up", other, {})
+    with pytest.raises(MeguError, match="no such tuning folder"):
+        save_replicate(cfg, "x", tmp_path / "nowhere", {})
