@@ -57,7 +57,9 @@ def export_studies(profile: str, work: Path, segments: list) -> int:
     tune = [s for s in segments if s["stage"] == "tune"]
     about = dict(source="benchmarks/clean_run.py: the profile's studies made again from empty caches",
                  platform=platform.platform(), cpus=os.cpu_count(),
-                 probes=[s["probe"] for s in tune], started=tune[0]["at"] if tune else None)
+                 probes=[s["probe"] for s in tune], started=tune[0]["at"] if tune else None,
+                 git_commit=subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                           text=True).stdout.strip() or None)
     return len(save_replicate(cfg, "clean_run", source, about))
 
 
