@@ -730,6 +730,7 @@ def replicate_table(records, replicates: dict, *, moved: float = 1.0) -> tuple[p
     names = [n for n in replicates if n in table.columns]
     if not names:
         return pd.DataFrame(), ""
+    table = table.dropna(subset=names, how="all")  # studies no replicate has yet
     gaps = table[["committed", *names]]
     table["largest difference"] = gaps.max(axis=1) - gaps.min(axis=1)
     table = table.sort_values(["scenario", "committed"], kind="stable").reset_index(drop=True)
@@ -747,8 +748,10 @@ def replicate_table(records, replicates: dict, *, moved: float = 1.0) -> tuple[p
             same = (f"the best method on the tuning task is `{first_c}` in both" if first_c == first_r else
                     f"the best method on the tuning task is `{first_c}` in the committed studies and "
                     f"`{first_r}` in `{name}`")
-            lines.append(f"- **{scenario}** (`{name}`, {len(part)} studies): {n_moved} of {len(part)} methods' "
-                         f"best gap moved by more than {moved:g} point{'s' if moved != 1 else ''}; the largest move "
-                         f"is `{part.at[i, 'method']}`'s, {part.at[i, 'committed']:.2f} → {part.at[i, name]:.2f}; "
-                         f"{same}; the two runs order {alike} of {len(pairs)} pairs of methods alike.")
+            order = f"; {same}; the two runs order {alike} of {len(pairs)} pairs of methods alike" if pairs else ""
+            n = len(part)
+            lines.append(f"- **{scenario}** (`{name}`, {n} stud{'ies' if n > 1 else 'y'}): {n_moved} of {n} "
+                         f"methods' best gap moved by more than {moved:g} point{'s' if moved != 1 else ''}; the "
+                         f"largest move is `{part.at[i, 'method']}`'s, {part.at[i, 'committed']:.2f} → "
+                         f"{part.at[i, name]:.2f}{order}.")
     return table, "\n".join(lines)

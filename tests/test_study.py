@@ -259,6 +259,9 @@ def test_replicates_are_copied_checked_and_set_beside_the_studies(tmp_path):
     copied = save_replicate(cfg, "elsewhere", other, {"machine": "test"})
     assert [p.name for p in copied] == ["finetune-class.json"]
     assert json.loads((replicates_folder(cfg) / "elsewhere" / "about.json").read_text()) == {"machine": "test"}
+    one = [_fake_study(cfg, "finetune", "class", 3.5), _fake_study(cfg, "ssd", "class", 1.5)]
+    table, text = replicate_table(one, replicate_records(cfg))
+    assert list(table.method) == ["finetune"] and "(`elsewhere`, 1 study)" in text and "pairs" not in text
     (other / "ssd-class.json").write_text(json.dumps(_fake_study(cfg, "ssd", "class", 2.4)))
     save_replicate(cfg, "elsewhere", other, {"machine": "test"})
     reps = replicate_records(cfg)
