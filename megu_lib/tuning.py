@@ -708,8 +708,8 @@ def replicate_table(records, replicates: dict, *, moved: float = 1.0) -> tuple[p
 
     Per study (scenario, method), the table has the best gap on the validation split in the
     committed study and in each replicate, and the largest difference. The text says, per
-    scenario and replicate, how many methods' best gaps moved by more than ``moved`` points, the
-    largest move, whether the best method on the tuning task is the same, and how many pairs of
+    scenario and replicate, which methods' best gaps moved by more than ``moved`` points (largest
+    move first), whether the best method on the tuning task is the same, and how many pairs of
     methods the two runs order alike. ``replicates`` is what :func:`replicate_records` returns.
     Empty table and text when there is none."""
     if not replicates:
@@ -738,8 +738,7 @@ def replicate_table(records, replicates: dict, *, moved: float = 1.0) -> tuple[p
     for name in names:
         for scenario, part in table.dropna(subset=[name]).groupby("scenario", sort=False):
             diff = part[name] - part["committed"]
-            n_moved = int((diff.abs() > moved).sum())
-            i = diff.abs().idxmax()
+            big = diff[diff.abs() > moved].abs().sort_values(ascending=False, kind="stable").index
             pairs = list(itertools.combinations(part.index, 2))
             alike = sum(np.sign(part.at[a, "committed"] - part.at[b, "committed"])
                         == np.sign(part.at[a, name] - part.at[b, name]) for a, b in pairs)
@@ -750,8 +749,10 @@ def replicate_table(records, replicates: dict, *, moved: float = 1.0) -> tuple[p
                     f"`{first_r}` in `{name}`")
             order = f"; {same}; the two runs order {alike} of {len(pairs)} pairs of methods alike" if pairs else ""
             n = len(part)
-            lines.append(f"- **{scenario}** (`{name}`, {n} stud{'ies' if n > 1 else 'y'}): {n_moved} of {n} "
-                         f"methods' best gap moved by more than {moved:g} point{'s' if moved != 1 else ''}; the "
-                         f"largest move is `{part.at[i, 'method']}`'s, {part.at[i, 'committed']:.2f} → "
-                         f"{part.at[i, name]:.2f}{order}.")
+            unit = f"{moved:g} point{'s' if moved != 1 else ''}"
+            moves = ", ".join(f"`{part.at[i, 'method']}` {part.at[i, 'committed']:.2f} → {part.at[i, name]:.2f}"
+                              for i in big)
+            lines.append(f"- **{scenario}** (`{name}`, {n} stud{'ies' if n > 1 else 'y'}): the best gap moved by more "
+                         f"than {unit} for {len(big)} of {n} methods" + (f" ({moves})" if moves else "")
+                         + f"{order}.")
     return table, "\n".join(lines)

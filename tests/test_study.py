@@ -271,8 +271,7 @@ def test_replicates_are_copied_checked_and_set_beside_the_studies(tmp_path):
     table, text = replicate_table(own, reps)
     row = table.set_index("method").loc["finetune"]
     assert row["committed"] == 3.5 and row["elsewhere"] == 2.0 and row["largest difference"] == pytest.approx(1.5)
-    assert "1 of 2 methods' best gap moved by more than 1 point" in text
-    assert "`finetune`'s, 3.50 → 2.00" in text
+    assert "the best gap moved by more than 1 point for 1 of 2 methods (`finetune` 3.50 → 2.00);" in text
     assert "`ssd` in the committed studies and `finetune` in `elsewhere`" in text
     assert "order 0 of 1 pairs of methods alike" in text
     # a replicate made for another tuning task, a bad name, a missing folder: one line each, nothing copied
