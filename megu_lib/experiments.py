@@ -233,7 +233,8 @@ def profile_records(cfg: ExperimentConfig, data, *, run: bool = False, out_dir=N
 def add_gaps(df: pd.DataFrame) -> pd.DataFrame:
     """Each record's gap to the retrain record of the same request and seed (points): ``gap``
     (over :data:`~megu_lib.metrics.GAP_KEYS`), its parts ``gap_<metric>``, and ``gap_no_mia``
-    (the accuracies only)."""
+    (the accuracies only). Gaps already in ``df`` are computed again, not doubled."""
+    df = df.drop(columns=[c for c in df.columns if c == "gap" or c.startswith("gap_")])
     ref = df[df.method == "retrain"].set_index(["request", "seed"])
     gaps = []
     for _, row in df.iterrows():

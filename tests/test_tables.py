@@ -413,3 +413,10 @@ def test_tuning_effect_compares_on_the_shared_runs_only():
     assert "`finetune` took longer than retraining" in text and "`ssd`" not in text.split("At their")[1]
     with pytest.raises(MeguError, match="share no"):
         tables.tuning_effect(tuned, defaults.assign(seed=defaults.seed + 10))
+
+
+def test_gaps_added_twice_are_computed_again_not_doubled():
+    df = _records(VALUES)
+    again = ex.add_gaps(df)
+    assert list(again.columns) == list(df.columns) and again["gap"].equals(df["gap"])
+    assert tables.gap_ranking(again, "class").equals(tables.gap_ranking(df, "class"))
