@@ -53,8 +53,9 @@ CONFIG_KEYS = {
     "hp": "per-method hyperparameter overrides {method: {name: value}}",
     "notebook": "options of the notebooks (see NOTEBOOK_KEYS)",
     "tuning": "the tuning protocol: one Optuna study per method and scenario (see megu_lib.tuning.TUNING_KEYS)",
-    "tuned_from": "run methods at a setting another profile's study chose: {profile: P, method: M, methods: [...]}"
-                  " (MeGU's ablations at MeGU's tuned setting)",
+    "tuned_from": "run methods at a setting another profile's studies chose: {profile: P, methods: [...]}, with "
+                  "method: M (each takes M's study, as MeGU's ablations take MeGU's; default: its own) and "
+                  "replicate: R (a committed repeat's choice)",
     "privacy": "the per-example privacy run: shadow models on halves of a pool (see megu_lib.shadows.PRIVACY_KEYS)",
 }
 #: Every key the profile's ``notebook`` section may hold, and what it means.
@@ -163,7 +164,9 @@ class ExperimentConfig:
             from .tuning import chosen_for
             source = _source_config(self.tuned_from["profile"])
             fixed = _fixed_values(method)  # what makes an ablation an ablation stays
-            chosen = chosen_for(source, self.tuned_from["method"], scenario)
+            # the named method's study (an ablation takes MeGU's), else each method's own
+            chosen = chosen_for(source, self.tuned_from.get("method") or method, scenario,
+                                replicate=self.tuned_from.get("replicate"))
             params = get_method(method).params
             hp.update({k: v for k, v in chosen.items() if k in params and k not in fixed})
         return hp
@@ -440,12 +443,19 @@ def load_config(name: str, **overrides) -> ExperimentConfig:
     _check_notebook_section(notebook, where, scen)
     tuned_from = raw.get("tuned_from")
     if tuned_from is not None:
-        check(isinstance(tuned_from, dict) and set(tuned_from) == {"profile", "method", "methods"},
-              f"{where}: tuned_from must be {{profile: <name>, method: <tuned method>, methods: [...]}}, "
-              f"got {tuned_from!r}")
+        check(isinstance(tuned_from, dict) and {"profile", "methods"} <= set(tuned_from)
+              <= {"profile", "method", "methods", "replicate"},
+              f"{where}: tuned_from must be {{profile: <name>, methods: [...]}}, optionally with method: <the tuned "
+              f"method whose study every one of them takes; default: each its own> and replicate: <a committed "
+              f"repeat of the studies>, got {tuned_from!r}")
         check(isinstance(tuned_from["methods"], list) and all(m in methods for m in tuned_from["methods"]),
               f"{where}: tuned_from.methods must list methods of the profile, got {tuned_from['methods']!r}")
-        check(tuned_from["method"] in known, f"{where}: tuned_from.method: unknown method {tuned_from['method']!r}")
+        check(tuned_from.get("method") is None or tuned_from["method"] in known,
+              f"{where}: tuned_from.method: unknown method {tuned_from.get('method')!r}")
+        check(tuned_from.get("replicate") is None or (isinstance(tuned_from["replicate"], str)
+                                                      and NAME_PATTERN.fullmatch(tuned_from["replicate"])),
+              f"{where}: tuned_from.replicate must be the name of a folder under tuning/replicates/, "
+              f"got {tuned_from.get('replicate')!r}")
         check(config_path(tuned_from["profile"]).is_file(),
               f"{where}: tuned_from.profile: unknown profile {tuned_from['profile']!r}")
     tuning = raw.get("tuning")

@@ -550,10 +550,16 @@ def tune_profile(cfg, data, *, methods=None, scenarios=None, cache=None, device=
 _READ = {}
 
 
-def chosen_for(cfg, method: str, scenario: str) -> dict:
+def chosen_for(cfg, method: str, scenario: str, *, replicate: str | None = None) -> dict:
     """The setting ``method``'s study chose for ``scenario`` (from its committed record; the
-    tuning request of the random scenario serves every random request)."""
+    tuning request of the random scenario serves every random request). With ``replicate``,
+    the choice of that committed repeat of the study (``tuning/replicates/<replicate>/``)."""
     path = study_path(cfg, method, scenario)
+    if replicate is not None:
+        path = replicates_folder(cfg) / replicate / path.name
+        check(path.exists(), f"{cfg.where}: the repeat {replicate!r} of profile {cfg.name}'s studies has no study of "
+              f"{method} on {scenario} ({path}); python benchmarks/clean_run.py {cfg.name} makes the repeat "
+              "clean_run")
     check(path.exists(), f"{cfg.where}: {method} runs at its tuned setting but the study of {method} on {scenario} "
           f"is missing ({path}); run python -m megu_lib tune {cfg.name} (or set tuning.use: false)")
     from .requests import config_hash

@@ -285,3 +285,31 @@ def test_replicates_are_copied_checked_and_set_beside_the_studies(tmp_path):
         save_replicate(cfg, "../up", other, {})
     with pytest.raises(MeguError, match="no such tuning folder"):
         save_replicate(cfg, "x", tmp_path / "nowhere", {})
+
+
+def test_a_profile_can_run_each_method_at_a_repeat_of_its_own_study(tmp_path):
+    """tuned_from without method, with replicate: each method at the choice of its own study's
+    committed repeat (the check of a choice that owed much to the search)."""
+    from megu_lib.tuning import replicates_folder
+    src = pf.load_config(_profile(tmp_path))
+    rep = replicates_folder(src) / "elsewhere"
+    rep.mkdir(parents=True)
+    study = _fake_study(src, "ssd", "class", 2.0)
+    study["chosen"] = {"alpha": 5.5, "lam": 0.9}
+    (rep / "ssd-class.json").write_text(json.dumps(study))
+    raw = dict(yaml.safe_load(open(src.path)), name="again", methods=["retrain", "ssd", "finetune"],
+               tuned_from={"profile": str(src.path), "methods": ["ssd", "finetune"], "replicate": "elsewhere"})
+    raw.pop("tuning")
+    path = tmp_path / "again.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    cfg = pf.load_config(path)
+    assert cfg.method_hp("ssd", "class") == {"alpha": 5.5, "lam": 0.9}
+    with pytest.raises(MeguError, match=r"the repeat 'elsewhere' of profile tiny's studies has no study of finetune "
+                                        r"on class .*clean_run\.py tiny makes the repeat clean_run"):
+        cfg.method_hp("finetune", "class")
+    path.write_text(yaml.safe_dump(dict(raw, tuned_from={**raw["tuned_from"], "replicate": "../up"})))
+    with pytest.raises(MeguError, match="tuned_from.replicate must be the name of a folder under tuning/replicates/"):
+        pf.load_config(path)
+    path.write_text(yaml.safe_dump(dict(raw, tuned_from={**raw["tuned_from"], "sampler": 1})))
+    with pytest.raises(MeguError, match=r"tuned_from must be \{profile: <name>, methods: \[...\]\}, optionally"):
+        pf.load_config(path)
