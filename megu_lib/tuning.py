@@ -709,14 +709,16 @@ def replicate_records(cfg) -> dict:
     return out
 
 
-def replicate_table(records, replicates: dict, *, moved: float = 1.0) -> tuple[pd.DataFrame, str]:
+def replicate_table(records, replicates: dict, *, moved: float = 1.0,
+                    focus: str = "megu") -> tuple[pd.DataFrame, str]:
     """The profile's studies beside their replicates, as a table and a text.
 
     Per study (scenario, method), the table has the best gap on the validation split in the
     committed study and in each replicate, and the largest difference. The text says, per
     scenario and replicate, which methods' best gaps moved by more than ``moved`` points (largest
     move first), whether the best method on the tuning task is the same, and how many pairs of
-    methods the two runs order alike. ``replicates`` is what :func:`replicate_records` returns.
+    methods the two runs order alike, and which methods the two runs place on different sides
+    of ``focus`` (MeGU). ``replicates`` is what :func:`replicate_records` returns.
     Empty table and text when there is none."""
     if not replicates:
         return pd.DataFrame(), ""
@@ -754,6 +756,17 @@ def replicate_table(records, replicates: dict, *, moved: float = 1.0) -> tuple[p
                     f"the best method on the tuning task is `{first_c}` in the committed studies and "
                     f"`{first_r}` in `{name}`")
             order = f"; {same}; the two runs order {alike} of {len(pairs)} pairs of methods alike" if pairs else ""
+            if focus in set(part.method):
+                f = part.index[part.method == focus][0]
+                ahead = [part.at[i, "method"] for i in part.index if i != f
+                         and part.at[i, "committed"] > part.at[f, "committed"] and part.at[i, name] < part.at[f, name]]
+                behind = [part.at[i, "method"] for i in part.index if i != f
+                          and part.at[i, "committed"] < part.at[f, "committed"] and part.at[i, name] > part.at[f, name]]
+                names = lambda ms: ", ".join(f"`{m}`" for m in ms)  # noqa: E731
+                if ahead:
+                    order += f"; ahead of `{focus}` in `{name}` but behind it in the committed studies: {names(ahead)}"
+                if behind:
+                    order += f"; behind `{focus}` in `{name}` but ahead of it in the committed studies: {names(behind)}"
             n = len(part)
             unit = f"{moved:g} point{'s' if moved != 1 else ''}"
             moves = ", ".join(f"`{part.at[i, 'method']}` {part.at[i, 'committed']:.2f} → {part.at[i, name]:.2f}"

@@ -274,6 +274,10 @@ def test_replicates_are_copied_checked_and_set_beside_the_studies(tmp_path):
     assert "the best gap moved by more than 1 point for 1 of 2 methods (`finetune` 3.50 → 2.00);" in text
     assert "`ssd` in the committed studies and `finetune` in `elsewhere`" in text
     assert "order 0 of 1 pairs of methods alike" in text
+    _, text = replicate_table(own, reps, focus="ssd")
+    assert "ahead of `ssd` in `elsewhere` but behind it in the committed studies: `finetune`" in text
+    _, text = replicate_table(own, reps, focus="finetune")
+    assert "behind `finetune` in `elsewhere` but ahead of it in the committed studies: `ssd`" in text
     # a replicate made for another tuning task, a bad name, a missing folder: one line each, nothing copied
     cfg4 = pf.load_config(_profile(tmp_path, trials=4))
     with pytest.raises(MeguError, match="was made for another tuning task"):
