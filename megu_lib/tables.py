@@ -367,6 +367,66 @@ def tuning_effect(tuned: pd.DataFrame, defaults: pd.DataFrame, methods=None) -> 
                      "tuned setting may.")
     return out, text
 
+def _runs_in(df: pd.DataFrame, runs: set) -> pd.DataFrame:
+    """The rows of ``df`` whose (request, seed) is in ``runs``."""
+    return df[[(r, s) in runs for r, s in zip(df.request, df.seed)]]
+
+
+def _with_ci(value: float, low: float, high: float, sign: bool = False) -> str:
+    """A value with its interval, "x.xx [lo, hi]"; the value alone where there is no interval."""
+    f = "+.2f" if sign else ".2f"
+    return f"{value:{f}} [{low:{f}}, {high:{f}}]" if np.isfinite(low) and np.isfinite(high) else f"{value:{f}}"
+
+
+def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "megu") -> tuple[pd.DataFrame, str]:
+    """What the methods of ``repeat`` (a profile run at a repeated study's choices, e.g.
+    ``main_repeat``) change in ``committed``'s standings, on the (request, seed) runs where
+    ``repeat`` holds every one of its methods.
+
+    Per scenario of ``repeat``: each repeated method's mean gap and 95 % interval at the
+    committed choice and at the repeat's; ``focus``'s rank among the methods (the do-nothing
+    row left out) with the committed rows and with the repeat's in their place; and the
+    paired difference ``focus`` − method with the repeat's rows. Both record sets come with
+    gaps, each against its own retrain runs. Returns the table and a Markdown text."""
+    from .stats import paired_bootstrap
+    methods = [m for m in main_methods(repeat) if m not in REFERENCES]
+    check(methods, "repeat_effect: the repeat holds no method besides the references")
+    rows, lines = [], []
+    for scenario in scenarios_of(repeat):
+        rep = repeat[repeat.scenario == scenario]
+        counts = rep[rep.method.isin(methods)].groupby(["request", "seed"]).method.nunique()
+        shared = set(counts[counts == len(methods)].index)
+        # whole seeds only (every request of the scenario), when there are any: a seed's mean
+        # over some of its requests is not comparable with another's over all of them
+        requests = set(rep.request)
+        whole = {s for _, s in shared if {r for r, s2 in shared if s2 == s} == requests}
+        if whole:
+            shared = {(r, s) for r, s in shared if s in whole}
+        base = _runs_in(committed[committed.scenario == scenario], shared)
+        if not shared or focus not in set(base.method):
+            continue
+        swapped = pd.concat([base[~base.method.isin(methods)], _runs_in(rep[rep.method.isin(methods)], shared)],
+                            ignore_index=True)
+        before, after = (gap_ranking(d, scenario).drop(index=list(REFERENCES), errors="ignore")
+                         for d in (base, swapped))
+        rank = {label: int(list(t.index).index(focus)) + 1 for label, t in (("before", before), ("after", after))}
+        diffs = []
+        for m in methods:
+            d = paired_bootstrap(swapped, focus, m)
+            b, a = before.loc[m], after.loc[m]
+            rows.append({"scenario": scenario, "method": m,
+                         "gap, committed choice": _with_ci(b["gap"], b["ci_low"], b["ci_high"]),
+                         "gap, repeat's choice": _with_ci(a["gap"], a["ci_low"], a["ci_high"]),
+                         f"{focus} − method": _with_ci(d["diff"], d["low"], d["high"], sign=True)})
+            diffs.append(f"`{m}` {b['gap']:.2f} → {a['gap']:.2f} ({focus} − {m}: "
+                         f"{_with_ci(d['diff'], d['low'], d['high'], sign=True)})")
+        seeds = sorted({int(s) for _, s in shared})
+        lines.append(f"- **{scenario}** ({len({r for r, _ in shared})} requests, seeds {', '.join(map(str, seeds))}): "
+                     f"at the repeat's choice {'; '.join(diffs)}. `{focus}` ranks {rank['before']} of {len(before)} "
+                     f"with the committed choices and {rank['after']} of {len(after)} with the repeat's.")
+    return pd.DataFrame(rows), "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- collateral damage
 def per_class_change(df: pd.DataFrame, request: str) -> pd.DataFrame:
     """Per retained class, each method's test-accuracy change against the original

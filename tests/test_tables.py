@@ -420,3 +420,18 @@ def test_gaps_added_twice_are_computed_again_not_doubled():
     again = ex.add_gaps(df)
     assert list(again.columns) == list(df.columns) and again["gap"].equals(df["gap"])
     assert tables.gap_ranking(again, "class").equals(tables.gap_ranking(df, "class"))
+
+
+def test_repeat_effect_swaps_in_the_repeats_rows_and_says_what_moves():
+    committed = _records(VALUES, seeds=(0, 1, 2))
+    # the repeat: ssd at another choice, closer to retrain than megu; on seeds 0-1 only, and seed 2 part-run
+    repeat = _records({"retrain": VALUES["retrain"], "ssd": dict(retain_acc=-0.2, seconds=5)}, seeds=(0, 1, 2),
+                      scenarios=("class",))
+    repeat = repeat[~((repeat.seed == 2) & (repeat.method == "ssd"))]
+    table, text = tables.repeat_effect(committed, repeat)
+    row = table.set_index("method").loc["ssd"]
+    assert list(table.method) == ["ssd"] and row["gap, committed choice"].startswith("3.25 [")
+    assert row["gap, repeat's choice"].startswith("0.05 [") and row["megu − method"].startswith("+0.25 [")
+    assert "(1 requests, seeds 0, 1)" in text and "`megu` ranks 1 of" in text and "and 2 of" in text
+    with pytest.raises(MeguError, match="the repeat holds no method besides the references"):
+        tables.repeat_effect(committed, repeat[repeat.method == "retrain"])
