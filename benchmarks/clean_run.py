@@ -60,6 +60,9 @@ def export_studies(profile: str, work: Path, segments: list) -> int:
                  probes=[s["probe"] for s in tune], started=tune[0]["at"] if tune else None,
                  git_commit=subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                            text=True).stdout.strip() or None)
+    earlier = ROOT / "results" / cfg.name / "tuning" / "replicates" / "clean_run" / "about.json"
+    if earlier.exists():  # the commit the repeat began at stays its commit
+        about["git_commit"] = json.loads(earlier.read_text()).get("git_commit") or about["git_commit"]
     return len(save_replicate(cfg, "clean_run", source, about))
 
 
