@@ -366,13 +366,15 @@ def study_path(cfg, method: str, scenario: str) -> Path:
     return tuning_folder(cfg) / f"{method}-{scenario}.json"
 
 
-def read_studies(cfg, methods=None, scenarios=None) -> dict:
+def read_studies(cfg, methods=None, scenarios=None, *, folder: Path | None = None) -> dict:
     """{(method, scenario): record or None when missing} for the profile's studies (or those
-    of ``methods`` on ``scenarios``), each checked against the profile's current key: a
-    damaged record, or one made for another tuning task, is a one-line error."""
+    of ``methods`` on ``scenarios``; from ``folder`` instead of the profile's tuning folder,
+    e.g. a repeat's), each checked against the profile's current key: a damaged record, or
+    one made for another tuning task, is a one-line error."""
     from .requests import config_hash
     t = cfg.tuning_section()
-    return {(m, sc): read_study(study_path(cfg, m, sc), config_hash(study_key(cfg, m, sc)))
+    return {(m, sc): read_study(study_path(cfg, m, sc) if folder is None else folder / study_path(cfg, m, sc).name,
+                                config_hash(study_key(cfg, m, sc)))
             for sc in (scenarios or t["requests"]) for m in (methods or t["methods"])}
 
 
@@ -659,23 +661,20 @@ def save_replicate(cfg, name: str, source: str | os.PathLike, about: dict) -> li
     import json
 
     from .cache import atomic_write_bytes
-    from .requests import config_hash
     check(isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", name) is not None,
           f"replicate name must be letters, digits, '_', '-' or '.', got {name!r}")
     source = Path(source)
     check(source.is_dir(), f"{source}: no such tuning folder; pass <results>/{cfg.name}/tuning of the other run")
-    t = cfg.tuning_section()
+    trials = cfg.tuning_section()["trials"]
     folder = replicates_folder(cfg) / name
     copied = []
-    for scenario in t["requests"]:
-        for method in t["methods"]:
-            path = source / study_path(cfg, method, scenario).name
-            rec = read_study(path, config_hash(study_key(cfg, method, scenario)))
-            if rec is None or sum(tr["state"] == "COMPLETE" for tr in rec["trials"]) < t["trials"]:
-                continue
-            folder.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(folder / path.name, path.read_bytes())
-            copied.append(folder / path.name)
+    for (method, scenario), rec in read_studies(cfg, folder=source).items():
+        if rec is None or sum(tr["state"] == "COMPLETE" for tr in rec["trials"]) < trials:
+            continue
+        path = source / study_path(cfg, method, scenario).name
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / path.name, path.read_bytes())
+        copied.append(folder / path.name)
     if copied:
         atomic_write_bytes(folder / "about.json", json.dumps(about, indent=1, sort_keys=True).encode())
     return copied
@@ -687,21 +686,12 @@ def replicate_records(cfg) -> dict:
     Returns ``{name: {"records": {(method, scenario): record}, "about": dict}}``; each record is
     checked against the profile's current study key, as :func:`read_studies` does."""
     import json
-
-    from .requests import config_hash
     out = {}
     root = replicates_folder(cfg)
     if not root.is_dir():
         return out
-    t = cfg.tuning_section()
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        recs = {}
-        for scenario in t["requests"]:
-            for method in t["methods"]:
-                rec = read_study(folder / study_path(cfg, method, scenario).name,
-                                 config_hash(study_key(cfg, method, scenario)))
-                if rec is not None:
-                    recs[(method, scenario)] = rec
+        recs = {key: rec for key, rec in read_studies(cfg, folder=folder).items() if rec is not None}
         if recs:
             about = folder / "about.json"
             recs_about = json.loads(about.read_text()) if about.exists() else {}
