@@ -67,8 +67,8 @@ def progress_bar(total: int, desc: str, progress: bool | None = None):
 
 
 #: Channels-last (NHWC) memory for image batches and models on the CPU as well as on CUDA.
-#: Measured by ``benchmarks/cpu_layout.py`` on 2 cores: training 1.3-1.4x and evaluation
-#: 1.4-2x the throughput of the default (NCHW) layout for ``small_cnn``. Results differ from
+#: Measured by ``benchmarks/cpu_layout.py`` on 2 cores: training 1.31-1.35x and evaluation
+#: 1.27-1.45x (batch 512-256) the throughput of the default (NCHW) layout for ``small_cnn``. Results differ from
 #: NCHW only by float rounding. ``False`` restores NCHW on the CPU (the benchmark's baseline).
 CPU_CHANNELS_LAST = True
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -661,7 +660,8 @@ def save_replicate(cfg, name: str, source: str | os.PathLike, about: dict) -> li
     import json
 
     from .cache import atomic_write_bytes
-    check(isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", name) is not None,
+    from .profile import NAME_PATTERN  # the names profiles and tuned_from.replicate accept
+    check(isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None,
           f"replicate name must be letters, digits, '_', '-' or '.', got {name!r}")
     source = Path(source)
     check(source.is_dir(), f"{source}: no such tuning folder; pass <results>/{cfg.name}/tuning of the other run")
