@@ -121,7 +121,7 @@ def run_experiments(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None 
         from .tuning import tune_profile
         tune_profile(cfg, data, cache=cache, device=device, progress=progress, log=log)
     env = _environment()
-    jobs = [(seed, r, m) for seed in cfg.seeds for r in build_requests(cfg, data, seed) for m in cfg.methods]
+    jobs = cfg.jobs(data)
     todo = [(s, r, m) for s, r, m in jobs if not _is_record(records / cfg.record_name(data, r, m, s))]
     log(f"[run {cfg.name}] {len(jobs)} runs, {len(jobs) - len(todo)} already recorded, {len(todo)} to do -> "
         f"{shown_path(records)}")

@@ -55,7 +55,8 @@ CONFIG_KEYS = {
     "tuning": "the tuning protocol: one Optuna study per method and scenario (see megu_lib.tuning.TUNING_KEYS)",
     "tuned_from": "run methods at a setting another profile's studies chose: {profile: P, methods: [...]}, with "
                   "method: M (each takes M's study, as MeGU's ablations take MeGU's; default: its own) and "
-                  "replicate: R (a committed repeat's choice)",
+                  "replicate: R (a committed repeat's choice) and where_better: true (with replicate: run each "
+                  "method only in the scenarios where the repeat found the lower best gap on the tuning task)",
     "privacy": "the per-example privacy run: shadow models on halves of a pool (see megu_lib.shadows.PRIVACY_KEYS)",
 }
 #: Every key the profile's ``notebook`` section may hold, and what it means.
@@ -171,6 +172,24 @@ class ExperimentConfig:
             hp.update({k: v for k, v in chosen.items() if k in params and k not in fixed})
         return hp
 
+    def runs(self, method: str, scenario: str) -> bool:
+        """Whether the profile runs ``method`` in ``scenario``: always, except for a method of a
+        ``tuned_from`` with ``where_better: true`` in a scenario where the source profile's own
+        study found the lower best gap on the tuning task (its committed records stand there;
+        :func:`megu_lib.tuning.repeat_is_better`)."""
+        tf = self.tuned_from
+        if not (tf and tf.get("where_better") and method in tf["methods"]):
+            return True
+        from .tuning import repeat_is_better
+        return repeat_is_better(_source_config(tf["profile"]), tf.get("method") or method, scenario,
+                                tf["replicate"])
+
+    def jobs(self, data) -> list:
+        """Every (seed, request, method) the profile runs on ``data`` (:meth:`runs`), in the
+        runner's order: the one list the runner, the record names and the chapters share."""
+        return [(seed, request, method) for seed in self.seeds for request in build_requests(self, data, seed)
+                for method in self.methods if self.runs(method, request.scenario)]
+
     def full_hp(self, method: str, scenario: str | None = None) -> dict:
         """Every hyperparameter of ``method`` as the profile runs it (defaults filled in)."""
         from .methods import get_method
@@ -216,9 +235,8 @@ class ExperimentConfig:
         """The file names of every record the profile's run writes on ``data`` (methods and
         originals): the records that belong to the profile, for the chapters, the CLI and the
         tables alike."""
-        return [self.record_name(data, request, method, seed)
-                for seed in self.seeds for request in build_requests(self, data, seed)
-                for method in [*self.methods, "original"]]
+        originals = [(seed, request, "original") for seed in self.seeds for request in build_requests(self, data, seed)]
+        return [self.record_name(data, request, method, seed) for seed, request, method in self.jobs(data) + originals]
 
     def results_folder(self) -> Path:
         """``results/<name>`` on the profile's own data set; ``results/<name>@<data set>``
@@ -444,10 +462,11 @@ def load_config(name: str, **overrides) -> ExperimentConfig:
     tuned_from = raw.get("tuned_from")
     if tuned_from is not None:
         check(isinstance(tuned_from, dict) and {"profile", "methods"} <= set(tuned_from)
-              <= {"profile", "method", "methods", "replicate"},
+              <= {"profile", "method", "methods", "replicate", "where_better"},
               f"{where}: tuned_from must be {{profile: <name>, methods: [...]}}, optionally with method: <the tuned "
               f"method whose study every one of them takes; default: each its own> and replicate: <a committed "
-              f"repeat of the studies>, got {tuned_from!r}")
+              f"repeat of the studies> and where_better: <true: only where the repeat's study is the better>, "
+              f"got {tuned_from!r}")
         check(isinstance(tuned_from["methods"], list) and all(m in methods for m in tuned_from["methods"]),
               f"{where}: tuned_from.methods must list methods of the profile, got {tuned_from['methods']!r}")
         check(tuned_from.get("method") is None or tuned_from["method"] in known,
@@ -456,6 +475,10 @@ def load_config(name: str, **overrides) -> ExperimentConfig:
                                                       and NAME_PATTERN.fullmatch(tuned_from["replicate"])),
               f"{where}: tuned_from.replicate must be the name of a folder under tuning/replicates/, "
               f"got {tuned_from.get('replicate')!r}")
+        check(tuned_from.get("where_better") in (None, True, False)
+              and (not tuned_from.get("where_better") or tuned_from.get("replicate") is not None),
+              f"{where}: tuned_from.where_better must be true or false, and true only with replicate: <a committed "
+              f"repeat> (the studies it compares with the source profile's own), got {tuned_from!r}")
         check(config_path(tuned_from["profile"]).is_file(),
               f"{where}: tuned_from.profile: unknown profile {tuned_from['profile']!r}")
     tuning = raw.get("tuning")
@@ -607,9 +630,13 @@ def records_setup(profile: str = "default", *, dataset=None, device=None, run: b
 
 def describe(cfg: ExperimentConfig, data, df: pd.DataFrame, notes=()) -> str:
     """Two lines on what the records are, plus the notes of :meth:`ExperimentConfig.for_data`."""
+    skipped = [(s, m) for s in cfg.scenarios for m in cfg.methods if not cfg.runs(m, s)]
     lines = [f"profile {cfg.name!r}: {data.name}, {cfg.model['arch']}, seeds {cfg.seeds}",
              f"{len(df)} records: {df.request.nunique()} request(s) x {len(cfg.seeds)} seed(s) x "
-             f"({len(cfg.methods)} methods + the original model)"]
+             f"({'up to ' if skipped else ''}{len(cfg.methods)} methods + the original model)"]
+    if skipped:  # where_better: the source profile's own study was the better there
+        lines.append("not run (the source profile's own study is the better there): "
+                     + ", ".join(f"{m} in {s}" for s, m in skipped))
     return "\n".join(lines + [f"note: {n}" for n in notes])
 
 

@@ -369,13 +369,47 @@ def tuning_effect(tuned: pd.DataFrame, defaults: pd.DataFrame, methods=None) -> 
 
 def _runs_in(df: pd.DataFrame, runs: set) -> pd.DataFrame:
     """The rows of ``df`` whose (request, seed) is in ``runs``."""
-    return df[[(r, s) in runs for r, s in zip(df.request, df.seed)]]
+    # a boolean array, not a list: an empty list would select no columns of an empty frame
+    return df[np.array([(r, s) in runs for r, s in zip(df.request, df.seed)], dtype=bool)]
 
 
 def _with_ci(value: float, low: float, high: float, sign: bool = False) -> str:
     """A value with its interval, "x.xx [lo, hi]"; the value alone where there is no interval."""
     f = "+.2f" if sign else ".2f"
     return f"{value:{f}} [{low:{f}}, {high:{f}}]" if np.isfinite(low) and np.isfinite(high) else f"{value:{f}}"
+
+
+def _repeated_methods(repeat: pd.DataFrame, scenario: str) -> list[str]:
+    """The methods ``repeat`` runs in ``scenario`` besides the references (a ``where_better``
+    profile runs each method only where its repeated study was the better)."""
+    return [m for m in main_methods(repeat[repeat.scenario == scenario]) if m not in REFERENCES]
+
+
+def _replaced(base: pd.DataFrame, rep: pd.DataFrame, methods) -> pd.DataFrame:
+    """``base`` with the rows of ``methods`` taken from ``rep`` instead."""
+    return pd.concat([base[~base.method.isin(methods)], rep[rep.method.isin(methods)]], ignore_index=True)
+
+
+def at_better_search(committed: pd.DataFrame, repeat: pd.DataFrame) -> pd.DataFrame:
+    """``committed``'s records with, per scenario, every method that ``repeat`` runs there in
+    place of its committed rows: each method at the better of its two searches when
+    ``repeat`` is a ``where_better`` profile on the same requests and seeds (e.g.
+    ``main_repeat`` beside ``main``). The gaps are computed again against ``committed``'s
+    retrain runs, the one reference of every row. A method whose repeat lacks one of its
+    committed (request, seed) runs is an error naming them."""
+    from .experiments import add_gaps
+    parts = []
+    for scenario in scenarios_of(committed):
+        base = committed[committed.scenario == scenario]
+        rep = repeat[repeat.scenario == scenario]
+        methods = _repeated_methods(repeat, scenario)
+        for m in methods:
+            want = set(zip(base.request[base.method == m], base.seed[base.method == m]))
+            missing = want - set(zip(rep.request[rep.method == m], rep.seed[rep.method == m]))
+            check(not missing, f"at_better_search: the repeat lacks {len(missing)} of the {len(want)} runs of {m} in "
+                  f"{scenario} (e.g. {min(missing, default=None)}); finish the repeat's run first")
+        parts.append(_replaced(base, _runs_in(rep, set(zip(base.request, base.seed))), methods))
+    return add_gaps(pd.concat(parts, ignore_index=True))
 
 
 def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "megu") -> tuple[pd.DataFrame, str]:
@@ -389,11 +423,14 @@ def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "m
     paired difference ``focus`` − method with the repeat's rows. Both record sets come with
     gaps, each against its own retrain runs. Returns the table and a Markdown text."""
     from .stats import paired_bootstrap
-    methods = [m for m in main_methods(repeat) if m not in REFERENCES]
-    check(methods, "repeat_effect: the repeat holds no method besides the references")
+    check(any(_repeated_methods(repeat, s) for s in scenarios_of(repeat)),
+          "repeat_effect: the repeat holds no method besides the references")
     rows, lines = [], []
     for scenario in scenarios_of(repeat):
         rep = repeat[repeat.scenario == scenario]
+        methods = _repeated_methods(repeat, scenario)
+        if not methods:
+            continue
         counts = rep[rep.method.isin(methods)].groupby(["request", "seed"]).method.nunique()
         shared = set(counts[counts == len(methods)].index)
         # whole seeds only (every request of the scenario), when there are any: a seed's mean
@@ -405,8 +442,7 @@ def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "m
         base = _runs_in(committed[committed.scenario == scenario], shared)
         if not shared or focus not in set(base.method):
             continue
-        swapped = pd.concat([base[~base.method.isin(methods)], _runs_in(rep[rep.method.isin(methods)], shared)],
-                            ignore_index=True)
+        swapped = _replaced(base, _runs_in(rep, shared), methods)
         before, after = (gap_ranking(d, scenario).drop(index=list(REFERENCES), errors="ignore")
                          for d in (base, swapped))
         rank = {label: int(list(t.index).index(focus)) + 1 for label, t in (("before", before), ("after", after))}
@@ -578,8 +614,8 @@ def megu_hp_table(cfg, method: str = "megu") -> pd.DataFrame:
     tuned_from = bool(cfg.tuned_from) and method in cfg.tuned_from["methods"]
     if cfg.tuned(method):
         scenarios = [s for s in SCENARIO_ORDER if s in cfg.tuning_section()["requests"]]
-    elif tuned_from:
-        scenarios = [s for s in SCENARIO_ORDER if s in cfg.scenarios]
+    elif tuned_from:  # where it runs (tuned_from.where_better: only where the repeat's study won)
+        scenarios = [s for s in SCENARIO_ORDER if s in cfg.scenarios and cfg.runs(method, s)]
     else:
         scenarios = []
     tuned = {s: cfg.method_hp(method, s) for s in scenarios}

@@ -551,10 +551,10 @@ def tune_profile(cfg, data, *, methods=None, scenarios=None, cache=None, device=
 _READ = {}
 
 
-def chosen_for(cfg, method: str, scenario: str, *, replicate: str | None = None) -> dict:
-    """The setting ``method``'s study chose for ``scenario`` (from its committed record; the
-    tuning request of the random scenario serves every random request). With ``replicate``,
-    the choice of that committed repeat of the study (``tuning/replicates/<replicate>/``)."""
+def committed_study(cfg, method: str, scenario: str, *, replicate: str | None = None) -> dict:
+    """The committed study record of ``method`` on ``scenario`` (checked against the profile's
+    study key; read once per version of the file). With ``replicate``, that committed repeat's
+    record (``tuning/replicates/<replicate>/``)."""
     path = study_path(cfg, method, scenario)
     if replicate is not None:
         path = replicates_folder(cfg) / replicate / path.name
@@ -571,7 +571,23 @@ def chosen_for(cfg, method: str, scenario: str, *, replicate: str | None = None)
     rec = _READ[stamp]
     check(len(rec["trials"]) > 0 and rec.get("chosen") is not None,
           f"{path}: the study has no trials; run python -m megu_lib tune {cfg.name}")
-    return dict(rec["chosen"])
+    return rec
+
+
+def chosen_for(cfg, method: str, scenario: str, *, replicate: str | None = None) -> dict:
+    """The setting ``method``'s study chose for ``scenario`` (from its committed record; the
+    tuning request of the random scenario serves every random request). With ``replicate``,
+    the choice of that committed repeat of the study (``tuning/replicates/<replicate>/``)."""
+    return dict(committed_study(cfg, method, scenario, replicate=replicate)["chosen"])
+
+
+def repeat_is_better(cfg, method: str, scenario: str, replicate: str) -> bool:
+    """True when the repeat ``replicate`` of ``method``'s study on ``scenario`` found a lower best
+    gap on the tuning task (validation split) than the profile's own study: of two searches of
+    the same budget, the one whose choice a method runs at when it gets the better of the two.
+    A study with no setting within the cap loses; the own study wins a tie."""
+    own, rep = (committed_study(cfg, method, scenario, replicate=r)["best"] for r in (None, replicate))
+    return rep is not None and (own is None or rep["gap"] < own["gap"])
 
 
 def chosen_settings(cfg, *, required: bool = False) -> dict:

@@ -2,6 +2,7 @@
 the test split, capped at retraining's time, resumable, and its bad inputs."""
 import json
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -317,3 +318,49 @@ def test_a_profile_can_run_each_method_at_a_repeat_of_its_own_study(tmp_path):
     path.write_text(yaml.safe_dump(dict(raw, tuned_from={**raw["tuned_from"], "sampler": 1})))
     with pytest.raises(MeguError, match=r"tuned_from must be \{profile: <name>, methods: \[...\]\}, optionally"):
         pf.load_config(path)
+
+
+def test_where_better_runs_each_method_only_where_its_repeat_won(tmp_path):
+    """tuned_from.where_better: a method runs only in the scenarios where the repeat of its study
+    found the lower best gap on the tuning task (a tie, or a repeat with nothing within the cap,
+    keeps the committed study); the runner's jobs, the record names and describe agree."""
+    from megu_lib.tuning import repeat_is_better, replicates_folder, study_path
+    raw = yaml.safe_load(_profile(tmp_path).read_text())
+    raw["scenarios"]["random"] = {"forget": [0.1]}
+    src_path = tmp_path / "tiny.yaml"
+    src_path.write_text(yaml.safe_dump(raw))
+    src = pf.load_config(src_path)
+    rep = replicates_folder(src) / "elsewhere"
+    rep.mkdir(parents=True)
+    own = {("ssd", "class"): 5.0, ("ssd", "random"): 1.0, ("finetune", "class"): 2.0, ("finetune", "random"): 3.0}
+    again = {("ssd", "class"): 1.0, ("ssd", "random"): 1.0, ("finetune", "class"): 4.0, ("finetune", "random"): None}
+    for (m, s), gap in own.items():
+        study_path(src, m, s).parent.mkdir(parents=True, exist_ok=True)
+        study_path(src, m, s).write_text(json.dumps(_fake_study(src, m, s, gap)))
+        study = _fake_study(src, m, s, again[(m, s)] or 0.0)
+        if again[(m, s)] is None:  # no setting within the cap
+            study["best"] = None
+        (rep / study_path(src, m, s).name).write_text(json.dumps(study))
+    assert [repeat_is_better(src, m, s, "elsewhere") for m, s in own] == [True, False, False, False]
+    raw = dict(raw, name="again", methods=["retrain", "ssd", "finetune"],
+               tuned_from={"profile": str(src_path), "methods": ["ssd", "finetune"], "replicate": "elsewhere",
+                           "where_better": True})
+    raw.pop("tuning")
+    path = tmp_path / "again.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    cfg = pf.load_config(path)
+    assert [(m, s) for s in ("class", "random") for m in cfg.methods if cfg.runs(m, s)] == [
+        ("retrain", "class"), ("ssd", "class"), ("retrain", "random")]
+    data = pf.load_data(cfg)
+    assert [(r.scenario, m) for _, r, m in cfg.jobs(data)] == [("class", "retrain"), ("class", "ssd"),
+                                                               ("random", "retrain")]
+    assert len(cfg.record_files(data)) == 3 + 2  # the jobs and one original per request
+    text = pf.describe(cfg, data, pd.DataFrame({"request": ["class:Trouser", "random:0.1"]}))
+    assert "not run (the source profile's own study is the better there): finetune in class, ssd in random, " \
+           "finetune in random" in text
+    for bad in ({"where_better": "yes"}, {"where_better": True, "replicate": None}):
+        tf = {k: v for k, v in {**raw["tuned_from"], **bad}.items() if v is not None}
+        path.write_text(yaml.safe_dump(dict(raw, tuned_from=tf)))
+        with pytest.raises(MeguError, match="tuned_from.where_better must be true or false, and true only with "
+                                            "replicate"):
+            pf.load_config(path)

@@ -435,3 +435,24 @@ def test_repeat_effect_swaps_in_the_repeats_rows_and_says_what_moves():
     assert "(1 requests, seeds 0, 1)" in text and "`megu` ranks 1 of" in text and "and 2 of" in text
     with pytest.raises(MeguError, match="the repeat holds no method besides the references"):
         tables.repeat_effect(committed, repeat[repeat.method == "retrain"])
+
+
+def test_at_better_search_puts_each_method_at_its_better_search():
+    committed = _records(VALUES, seeds=(0, 1))
+    # the repeat ran ssd in class only (its committed study was the better elsewhere), unsir in random only
+    repeat = pd.concat([_records({"retrain": VALUES["retrain"], "ssd": dict(retain_acc=-0.2)}, scenarios=("class",)),
+                        _records({"retrain": VALUES["retrain"], "unsir": dict(forget_acc=3)}, scenarios=("random",))],
+                       ignore_index=True)
+    merged = tables.at_better_search(committed, repeat)
+    assert len(merged) == len(committed) and list(merged.columns) == list(committed.columns)
+    gap = merged.groupby(["scenario", "method"]).gap.mean()
+    old = committed.groupby(["scenario", "method"]).gap.mean()
+    assert gap["class", "ssd"] == pytest.approx(0.05) and gap["subclass", "ssd"] == old["subclass", "ssd"]
+    assert gap["random", "unsir"] == pytest.approx(0.75) and gap["class", "unsir"] == old["class", "unsir"]
+    assert gap.drop([("class", "ssd"), ("random", "unsir")]).equals(old.drop([("class", "ssd"), ("random", "unsir")]))
+    # each scenario's own methods: ssd is not compared in random, nor unsir in class
+    table, text = tables.repeat_effect(committed, repeat)
+    assert list(zip(table.scenario, table.method)) == [("class", "ssd"), ("random", "unsir")]
+    with pytest.raises(MeguError, match=r"the repeat lacks 1 of the 2 runs of ssd in class "
+                                        r"\(e\.g\. \('class:a', 1\)\)"):
+        tables.at_better_search(committed, repeat[~((repeat.method == "ssd") & (repeat.seed == 1))])
