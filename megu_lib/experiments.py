@@ -206,11 +206,13 @@ def load_records(path: str | os.PathLike) -> pd.DataFrame:
     return add_gaps(pd.DataFrame(rows))
 
 
-def profile_records(cfg: ExperimentConfig, data, *, run: bool = False, out_dir=None, log=print) -> pd.DataFrame:
+def profile_records(cfg: ExperimentConfig, data, *, run: bool = False, out_dir=None, log=print,
+                    partial: bool = False) -> pd.DataFrame:
     """The records of ``cfg`` on ``data`` (``cfg.record_files``) as one DataFrame with gaps to
     retrain, running what is missing when ``run``. Without ``run``, missing records stop with
-    one line naming the command to run. Other records in the folder (an older config) are
-    ignored. ``cfg`` should be fitted to ``data`` (:meth:`megu_lib.profile.ExperimentConfig.for_data`)."""
+    one line naming the command to run (``partial``: those that exist, with ``attrs["missing"]``
+    counting the rest). Other records in the folder (an older config) are ignored. ``cfg``
+    should be fitted to ``data`` (:meth:`megu_lib.profile.ExperimentConfig.for_data`)."""
     folder = cfg.records_folder(out_dir)
     if run:
         run_experiments(cfg, out_dir=folder.parent, log=lambda m: log(m.split(" -> ")[0]))
@@ -224,10 +226,11 @@ def profile_records(cfg: ExperimentConfig, data, *, run: bool = False, out_dir=N
     from .profile import PARAMS_DIR
     name = cfg.name if not cfg.path or Path(cfg.path).parent == PARAMS_DIR else cfg.path
     extra = "" if cfg.own_data else f" --dataset {cfg.dataset}"
-    check(missing == 0, f"{missing} of {missing + len(rows)} record(s) of profile {cfg.name!r} are missing under "
-          f"{shown_path(folder)}; "
-          f"run the experiments first (python -m megu_lib run {name}{extra})")
-    return add_gaps(pd.DataFrame(rows))
+    check(missing == 0 or (partial and rows), f"{missing} of {missing + len(rows)} record(s) of profile {cfg.name!r} "
+          f"are missing under {shown_path(folder)}; run the experiments first (python -m megu_lib run {name}{extra})")
+    df = add_gaps(pd.DataFrame(rows))
+    df.attrs["missing"] = missing
+    return df
 
 
 def add_gaps(df: pd.DataFrame) -> pd.DataFrame:
@@ -251,14 +254,18 @@ def add_gaps(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([df.reset_index(drop=True), gaps], axis=1)
 
 
-def committed_records(profile: str, data) -> tuple[pd.DataFrame | None, str]:
+def committed_records(profile: str, data, *, partial: bool = False) -> tuple[pd.DataFrame | None, str]:
     """Exactly the records of another profile on ``data`` when all of them exist (never
-    run here), else ``(None, why)`` — for a chapter that shows a second profile beside its own."""
+    run here), else ``(None, why)`` — for a chapter that shows a second profile beside its own.
+    With ``partial``, those that exist when some do, and ``why`` says how many are missing."""
     from .errors import MeguError
     from .profile import load_config
     try:
         cfg = load_config(profile)
         cfg = cfg.for_data(data)[0]
-        return profile_records(cfg, data), ""
+        df = profile_records(cfg, data, partial=partial)
+        missing = df.attrs.get("missing", 0)
+        return df, (f"{missing} of {missing + len(df)} records of profile {profile!r} are still to be made: "
+                    f"python -m megu_lib run {profile}" if missing else "")
     except MeguError as e:
         return None, str(e)

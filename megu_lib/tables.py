@@ -420,8 +420,10 @@ def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "m
     Per scenario of ``repeat``: each repeated method's mean gap and 95 % interval at the
     committed choice and at the repeat's; ``focus``'s rank among the methods (the do-nothing
     row left out) with the committed rows and with the repeat's in their place; and the
-    paired difference ``focus`` − method with the repeat's rows. Both record sets come with
-    gaps, each against its own retrain runs. Returns the table and a Markdown text."""
+    paired difference ``focus`` − method with the repeat's rows. Every gap is against
+    ``committed``'s retrain runs (as in :func:`at_better_search`), the reference of the rows
+    the repeat's are set beside. Returns the table and a Markdown text."""
+    from .experiments import add_gaps
     from .stats import paired_bootstrap
     check(any(_repeated_methods(repeat, s) for s in scenarios_of(repeat)),
           "repeat_effect: the repeat holds no method besides the references")
@@ -442,7 +444,9 @@ def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "m
         base = _runs_in(committed[committed.scenario == scenario], shared)
         if not shared or focus not in set(base.method):
             continue
-        swapped = _replaced(base, _runs_in(rep, shared), methods)
+        # one reference for every row: the committed retrain runs (two retrainings of the same
+        # key differ by float rounding, and a difference of references is not the methods')
+        swapped = add_gaps(_replaced(base, _runs_in(rep, shared), methods))
         before, after = (gap_ranking(d, scenario).drop(index=list(REFERENCES), errors="ignore")
                          for d in (base, swapped))
         rank = {label: int(list(t.index).index(focus)) + 1 for label, t in (("before", before), ("after", after))}

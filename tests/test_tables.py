@@ -258,6 +258,15 @@ def test_records_of_a_tiny_run(tmp_path, monkeypatch):
     (out / "records" / "stale.json").write_text(json.dumps({**stale, "method": "finetune"}))
     again = ex.profile_records(cfg, data, run=False, out_dir=out)
     assert "finetune" not in set(again.method) and len(again) == 3
+    # partial: the records that exist, and how many are missing (none at all is still an error)
+    one = out / "records" / cfg.record_name(data, pf.build_requests(cfg, data, 0)[0], "megu_no_noise", 0)
+    kept = one.read_bytes()
+    one.unlink()
+    part = ex.profile_records(cfg, data, out_dir=out, partial=True)
+    assert sorted(part.method) == ["original", "retrain"] and part.attrs["missing"] == 1
+    with pytest.raises(MeguError, match=r"3 record\(s\) .* missing"):
+        ex.profile_records(cfg, data, out_dir=tmp_path / "empty", partial=True)
+    one.write_bytes(kept)
     model = cfg.original_model(data, 0)
     request = pf.build_requests(cfg, data, 0)[0]
     ref = tables.reference_metrics(df, request.label(), 0)
