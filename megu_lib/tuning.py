@@ -747,7 +747,10 @@ def replicate_table(records, replicates: dict, *, moved: float = 1.0,
     table = table.dropna(subset=names, how="all")  # studies no replicate has yet
     gaps = table[["committed", *names]]
     table["largest difference"] = gaps.max(axis=1) - gaps.min(axis=1)
-    table = table.sort_values(["scenario", "committed"], kind="stable").reset_index(drop=True)
+    from .tables import SCENARIO_ORDER  # class, subclass, random: the book's order
+    rank = {s: i for i, s in enumerate(SCENARIO_ORDER)}
+    table = table.sort_values(["scenario", "committed"], kind="stable",
+                              key=lambda c: c.map(rank) if c.name == "scenario" else c).reset_index(drop=True)
     lines = []
     for name in names:
         for scenario, part in table.dropna(subset=[name]).groupby("scenario", sort=False):
