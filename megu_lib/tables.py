@@ -433,6 +433,11 @@ def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "m
         methods = _repeated_methods(repeat, scenario)
         if not methods:
             continue
+        # a repeat still running: the methods furthest along only (one just begun would cut the
+        # runs shared by all to its first seed); the others are named as not shown yet
+        done = rep[rep.method.isin(methods)].groupby("method").size()
+        lagging = [m for m in methods if done.get(m, 0) < done.max()]
+        methods = [m for m in methods if m not in lagging]
         counts = rep[rep.method.isin(methods)].groupby(["request", "seed"]).method.nunique()
         shared = set(counts[counts == len(methods)].index)
         # whole seeds only (every request of the scenario), when there are any: a seed's mean
@@ -463,7 +468,9 @@ def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "m
         seeds = sorted({int(s) for _, s in shared})
         lines.append(f"- **{scenario}** ({len({r for r, _ in shared})} requests, seeds {', '.join(map(str, seeds))}): "
                      f"at the repeat's choice {'; '.join(diffs)}. `{focus}` ranks {rank['before']} of {len(before)} "
-                     f"with the committed choices and {rank['after']} of {len(after)} with the repeat's.")
+                     f"with the committed choices and {rank['after']} of {len(after)} with the repeat's."
+                     + (f" Not shown yet (fewer runs so far): {', '.join(f'`{m}`' for m in lagging)}." if lagging
+                        else ""))
     return pd.DataFrame(rows), "\n".join(lines)
 
 

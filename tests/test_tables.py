@@ -462,6 +462,11 @@ def test_at_better_search_puts_each_method_at_its_better_search():
     # each scenario's own methods: ssd is not compared in random, nor unsir in class
     table, text = tables.repeat_effect(committed, repeat)
     assert list(zip(table.scenario, table.method)) == [("class", "ssd"), ("random", "unsir")]
+    # a method the repeat has only begun (seed 0) waits; it does not cut ssd's runs to seed 0
+    begun = _records({"finetune": dict(retain_acc=-1)}, seeds=(0,), scenarios=("class",))
+    table, text = tables.repeat_effect(committed, pd.concat([repeat, begun], ignore_index=True))
+    assert list(zip(table.scenario, table.method)) == [("class", "ssd"), ("random", "unsir")]
+    assert "(1 requests, seeds 0, 1)" in text and "Not shown yet (fewer runs so far): `finetune`." in text
     with pytest.raises(MeguError, match=r"the repeat lacks 1 of the 2 runs of ssd in class "
                                         r"\(e\.g\. \('class:a', 1\)\)"):
         tables.at_better_search(committed, repeat[~((repeat.method == "ssd") & (repeat.seed == 1))])
