@@ -25,7 +25,7 @@ import pandas as pd
 from .cache import atomic_write_bytes, check_writable, remove_stale_temp_files
 from .errors import check
 from .metrics import GAP_KEYS, gap_to_reference
-from .profile import ExperimentConfig, build_requests, load_data, shown_path
+from .profile import ExperimentConfig, load_data, shown_path
 
 RESULT_KEYS = ("retain_acc", "forget_acc", "test_acc", "test_retain_acc", "test_forget_acc", "mia", "mia_loss")
 
@@ -141,12 +141,11 @@ def run_experiments(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None 
             _write(records / cfg.record_name(data, request, method, seed), record)
             bar.update(1)
             bar.set_postfix(method=method, refresh=False)
-    for seed in cfg.seeds:
-        for request in build_requests(cfg, data, seed):
-            path = records / cfg.record_name(data, request, "original", seed)
-            if not _is_record(path):
-                _write(path, original_record(cfg, data, request, seed, original_for(seed, request.level),
-                                             device=device, environment=env))
+    for seed, request in cfg.originals(data):
+        path = records / cfg.record_name(data, request, "original", seed)
+        if not _is_record(path):
+            _write(path, original_record(cfg, data, request, seed, original_for(seed, request.level),
+                                         device=device, environment=env))
     seconds = time.perf_counter() - started
     log(f"[run {cfg.name}] done in {seconds:.0f} s")
     if todo:  # a call that only loaded records (the book's chapters) cost nothing worth logging
@@ -269,3 +268,47 @@ def committed_records(profile: str, data, *, partial: bool = False) -> tuple[pd.
                     f"python -m megu_lib run {profile}" if missing else "")
     except MeguError as e:
         return None, str(e)
+
+
+def better_search_profile(cfg: ExperimentConfig) -> ExperimentConfig | None:
+    """The profile ``cfg.notebook["better_search"]`` names (None without one): ``cfg``'s grid run
+    again at a repeated study's choice where that repeat was the better of the two searches on
+    the tuning task (``tuned_from: {profile: <cfg>, ..., replicate: R, where_better: true}``);
+    one that is not such a profile is a one-line error."""
+    from .profile import config_path, load_config
+    name = cfg.notebook.get("better_search")
+    if not name:
+        return None
+    rep = load_config(name)
+    tf = rep.tuned_from or {}
+    own = Path(cfg.path).resolve() if cfg.path else config_path(cfg.name).resolve()
+    check(tf.get("where_better") is True and config_path(tf["profile"]).resolve() == own,
+          f"{cfg.where}: notebook.better_search names profile {name!r}, which is not a repeat of {cfg.name!r}'s grid; "
+          f"it needs tuned_from: {{profile: {cfg.name}, methods: [...], replicate: <a committed repeat>, "
+          f"where_better: true}}")
+    return rep
+
+
+def verdict_records(cfg: ExperimentConfig, data, df: pd.DataFrame) -> tuple[pd.DataFrame, ExperimentConfig | None, str]:
+    """The records the book's verdicts stand on, from ``df`` (``cfg``'s own on ``data``).
+
+    Where ``cfg`` names a :func:`better_search_profile` and every record of it on ``data`` is
+    committed, each method at the better of its two searches
+    (:func:`megu_lib.tables.at_better_search`: the repeat's rows in place of the committed ones
+    where the repeat won, every gap against ``cfg``'s retrain runs); else ``df`` itself.
+    Returns the records, the repeat's config (fitted to ``data``; None when ``df`` is returned)
+    and a Markdown sentence saying which (empty without a ``better_search``)."""
+    from .tables import at_better_search, repeated_methods, scenarios_of
+    rep_cfg = better_search_profile(cfg)
+    if rep_cfg is None:
+        return df, None, ""
+    at_repeat, why = committed_records(rep_cfg.name, data)
+    if at_repeat is None:
+        return df, None, (f"*Every method at its committed search: the grid at the better of two searches "
+                          f"(profile `{rep_cfg.name}`) is not complete on these data ({why}).*")
+    moved = {s: repeated_methods(at_repeat, s) for s in scenarios_of(df)}
+    moved = "; ".join(f"{s}: {', '.join(f'`{m}`' for m in ms)}" for s, ms in moved.items() if ms)
+    return at_better_search(df, at_repeat), rep_cfg.for_data(data)[0], (
+        f"**Every method at the better of its two searches** on the tuning task: where a method's repeated "
+        f"study found the lower best gap, its rows are its runs at the repeat's choice (profile `{rep_cfg.name}`"
+        f"{'; ' + moved if moved else ''}); every gap is against the retrain runs of `{cfg.name}`.")

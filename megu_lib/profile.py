@@ -64,6 +64,9 @@ NOTEBOOK_KEYS = {
     "forget_class": "the class the analysis chapters (00-04) forget; default: the class scenario's first target",
     "sensitivity": "MeGU's one-factor sensitivity sweep in the ablations chapter: {hyperparameter: [values]}",
     "ablations": "the profile whose records the ablations chapter shows (default: this one)",
+    "better_search": "the profile that runs this grid again at a repeated study's choice where the repeat won "
+                     "(tuned_from.where_better): once all its records are committed, the chapters' tables and "
+                     "verdicts read every method at the better of its two searches",
 }
 REQUIRED = ("dataset", "model", "train", "seeds", "scenarios", "methods")
 EVAL_KEYS = ("max_retain",)
@@ -187,8 +190,14 @@ class ExperimentConfig:
     def jobs(self, data) -> list:
         """Every (seed, request, method) the profile runs on ``data`` (:meth:`runs`), in the
         runner's order: the one list the runner, the record names and the chapters share."""
-        return [(seed, request, method) for seed in self.seeds for request in build_requests(self, data, seed)
+        return [(seed, request, method) for seed, request in self.originals(data)
                 for method in self.methods if self.runs(method, request.scenario)]
+
+    def originals(self, data) -> list:
+        """Every (seed, request) whose original model gets a record of its own (the do-nothing
+        row of the tables): the one list the runner and the record names share, beside
+        :meth:`jobs`."""
+        return [(seed, request) for seed in self.seeds for request in build_requests(self, data, seed)]
 
     def full_hp(self, method: str, scenario: str | None = None) -> dict:
         """Every hyperparameter of ``method`` as the profile runs it (defaults filled in)."""
@@ -235,7 +244,7 @@ class ExperimentConfig:
         """The file names of every record the profile's run writes on ``data`` (methods and
         originals): the records that belong to the profile, for the chapters, the CLI and the
         tables alike."""
-        originals = [(seed, request, "original") for seed in self.seeds for request in build_requests(self, data, seed)]
+        originals = [(seed, request, "original") for seed, request in self.originals(data)]
         return [self.record_name(data, request, method, seed) for seed, request, method in self.jobs(data) + originals]
 
     def results_folder(self) -> Path:
@@ -547,9 +556,10 @@ def _check_notebook_section(notebook: dict, where: str, scenarios: dict) -> None
     for key in notebook:
         check(key in NOTEBOOK_KEYS, f"{where}: notebook has unknown key {key!r}; known keys: "
               f"{', '.join(NOTEBOOK_KEYS)}")
-    ab = notebook.get("ablations")
-    check(ab is None or isinstance(ab, str) and config_path(ab).is_file(),
-          f"{where}: notebook.ablations must name a profile, got {ab!r}")
+    for key in ("ablations", "better_search"):
+        named = notebook.get(key)
+        check(named is None or isinstance(named, str) and config_path(named).is_file(),
+              f"{where}: notebook.{key} must name a profile, got {named!r}")
     fc = notebook.get("forget_class")
     check(fc is None or isinstance(fc, (str, int)) and not isinstance(fc, bool),
           f"{where}: notebook.forget_class must be a class name, got {fc!r}")

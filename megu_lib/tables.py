@@ -379,7 +379,7 @@ def _with_ci(value: float, low: float, high: float, sign: bool = False) -> str:
     return f"{value:{f}} [{low:{f}}, {high:{f}}]" if np.isfinite(low) and np.isfinite(high) else f"{value:{f}}"
 
 
-def _repeated_methods(repeat: pd.DataFrame, scenario: str) -> list[str]:
+def repeated_methods(repeat: pd.DataFrame, scenario: str) -> list[str]:
     """The methods ``repeat`` runs in ``scenario`` besides the references (a ``where_better``
     profile runs each method only where its repeated study was the better)."""
     return [m for m in main_methods(repeat[repeat.scenario == scenario]) if m not in REFERENCES]
@@ -402,7 +402,7 @@ def at_better_search(committed: pd.DataFrame, repeat: pd.DataFrame) -> pd.DataFr
     for scenario in scenarios_of(committed):
         base = committed[committed.scenario == scenario]
         rep = repeat[repeat.scenario == scenario]
-        methods = _repeated_methods(repeat, scenario)
+        methods = repeated_methods(repeat, scenario)
         for m in methods:
             want = set(zip(base.request[base.method == m], base.seed[base.method == m]))
             missing = want - set(zip(rep.request[rep.method == m], rep.seed[rep.method == m]))
@@ -425,12 +425,12 @@ def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "m
     the repeat's are set beside. Returns the table and a Markdown text."""
     from .experiments import add_gaps
     from .stats import paired_bootstrap
-    check(any(_repeated_methods(repeat, s) for s in scenarios_of(repeat)),
+    check(any(repeated_methods(repeat, s) for s in scenarios_of(repeat)),
           "repeat_effect: the repeat holds no method besides the references")
     rows, lines = [], []
     for scenario in scenarios_of(repeat):
         rep = repeat[repeat.scenario == scenario]
-        methods = _repeated_methods(repeat, scenario)
+        methods = repeated_methods(repeat, scenario)
         if not methods:
             continue
         # a repeat still running: the methods furthest along only (one just begun would cut the
@@ -457,14 +457,15 @@ def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "m
         rank = {label: int(list(t.index).index(focus)) + 1 for label, t in (("before", before), ("after", after))}
         diffs = []
         for m in methods:
-            d = paired_bootstrap(swapped, focus, m)
+            # the focus method itself repeated: no difference to itself, its rank says it
+            d = paired_bootstrap(swapped, focus, m) if m != focus else None
+            diff = _with_ci(d["diff"], d["low"], d["high"], sign=True) if d else "—"
             b, a = before.loc[m], after.loc[m]
             rows.append({"scenario": scenario, "method": m,
                          "gap, committed choice": _with_ci(b["gap"], b["ci_low"], b["ci_high"]),
                          "gap, repeat's choice": _with_ci(a["gap"], a["ci_low"], a["ci_high"]),
-                         f"{focus} − method": _with_ci(d["diff"], d["low"], d["high"], sign=True)})
-            diffs.append(f"`{m}` {b['gap']:.2f} → {a['gap']:.2f} ({focus} − {m}: "
-                         f"{_with_ci(d['diff'], d['low'], d['high'], sign=True)})")
+                         f"{focus} − method": diff})
+            diffs.append(f"`{m}` {b['gap']:.2f} → {a['gap']:.2f}" + (f" ({focus} − {m}: {diff})" if d else ""))
         seeds = sorted({int(s) for _, s in shared})
         lines.append(f"- **{scenario}** ({len({r for r, _ in shared})} requests, seeds {', '.join(map(str, seeds))}): "
                      f"at the repeat's choice {'; '.join(diffs)}. `{focus}` ranks {rank['before']} of {len(before)} "
@@ -608,7 +609,7 @@ def _hp_cell(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def megu_hp_table(cfg, method: str = "megu") -> pd.DataFrame:
+def megu_hp_table(cfg, method: str = "megu", better=None) -> pd.DataFrame:
     """MeGU's hyperparameters (or an ablation's) and where each value comes from, one row
     per hyperparameter (index): its declared ``default``; its ``origin`` (``paper``: the
     paper states it; ``ours``: the paper is silent, or we depart from what it states — the
@@ -618,7 +619,11 @@ def megu_hp_table(cfg, method: str = "megu") -> pd.DataFrame:
     and, when the profile tunes the method (or takes its setting from another profile's
     study, ``tuned_from``), one column ``tuned, <scenario>`` per tuned scenario with the
     value the study chose, blank where it is what the method runs at untuned (the default,
-    or the profile's value): where tuning kept it, or did not search it. Every cell is text."""
+    or the profile's value): where tuning kept it, or did not search it. With ``better`` (a
+    ``tuned_from.where_better`` profile of ``cfg``, as
+    :func:`megu_lib.experiments.verdict_records` returns it), a scenario where the repeat's
+    search won shows the repeat's choice, its column named ``tuned, <scenario> (repeat)``.
+    Every cell is text."""
     from .methods import get_method
     params = get_method(method).params
     base = cfg.method_hp(method)
@@ -629,7 +634,9 @@ def megu_hp_table(cfg, method: str = "megu") -> pd.DataFrame:
         scenarios = [s for s in SCENARIO_ORDER if s in cfg.scenarios and cfg.runs(method, s)]
     else:
         scenarios = []
-    tuned = {s: cfg.method_hp(method, s) for s in scenarios}
+    repeated = {s for s in scenarios if better is not None and method in better.tuned_from["methods"]
+                and s in better.scenarios and better.runs(method, s)}
+    tuned = {s: (better if s in repeated else cfg).method_hp(method, s) for s in scenarios}
     rows = []
     for name, p in params.items():
         row = {"hyperparameter": name, "default": _hp_cell(p.default), "origin": p.origin or "—",
@@ -638,7 +645,7 @@ def megu_hp_table(cfg, method: str = "megu") -> pd.DataFrame:
         untuned = base.get(name, p.default)
         for s in scenarios:
             value = tuned[s].get(name, untuned)
-            row[f"tuned, {s}"] = _hp_cell(value) if value != untuned else ""
+            row[f"tuned, {s}" + (" (repeat)" if s in repeated else "")] = _hp_cell(value) if value != untuned else ""
         rows.append(row)
     table = pd.DataFrame(rows).set_index("hyperparameter")
     return table if (table["set by the profile"] != "").any() else table.drop(columns="set by the profile")

@@ -603,10 +603,22 @@ def chosen_settings(cfg, *, required: bool = False) -> dict:
     return out
 
 
-def study_records(cfg) -> list[dict]:
+def study_records(cfg, better=None) -> list[dict]:
     """The committed study records of ``cfg``'s tuning, by scenario then method (missing ones
-    left out; one made for another tuning task is an error, as in :func:`read_studies`)."""
-    return [rec for rec in read_studies(cfg).values() if rec is not None]
+    left out; one made for another tuning task is an error, as in :func:`read_studies`).
+
+    With ``better`` (a ``tuned_from.where_better`` profile of ``cfg``, as
+    :func:`megu_lib.experiments.verdict_records` returns it): the study each method runs at,
+    its repeat's record where ``better`` runs it, marked ``search: <the repeat's name>``."""
+    out = []
+    for (method, scenario), rec in read_studies(cfg).items():
+        if rec is not None and better is not None and method in better.tuned_from["methods"] \
+                and scenario in better.scenarios and better.runs(method, scenario):
+            replicate = better.tuned_from["replicate"]
+            rec = {**committed_study(cfg, method, scenario, replicate=replicate), "search": replicate}
+        if rec is not None:
+            out.append(rec)
+    return out
 
 
 def trials_frame(records) -> pd.DataFrame:
@@ -629,7 +641,8 @@ def chosen_table(records, *, fixed=("judge",)) -> pd.DataFrame:
     """One row per study: the tuning request, trials run and within the cap, the best gap
     on the validation split (two decimals), its seconds against the cap (retraining's; one
     decimal), and the chosen
-    values that differ from the method's defaults (``fixed`` keys shown always)."""
+    values that differ from the method's defaults (``fixed`` keys shown always); and, when a
+    record is a repeat's (:func:`study_records` with ``better``), which ``search`` it is."""
     from .methods import get_method
     rows = []
     for rec in records:
@@ -642,17 +655,22 @@ def chosen_table(records, *, fixed=("judge",)) -> pd.DataFrame:
                      "best gap": round(best["gap"], 2) if best else float("nan"),
                      "seconds": round(best["seconds"], 1) if best else float("nan"),
                      "cap (s)": round(rec["cap_seconds"], 1),
-                     "chosen": ", ".join(f"{k}={_short(v)}" for k, v in sorted(changed.items())) or "defaults"})
-    return pd.DataFrame(rows)
+                     "chosen": ", ".join(f"{k}={_short(v)}" for k, v in sorted(changed.items())) or "defaults",
+                     "search": rec.get("search", "committed")})
+    table = pd.DataFrame(rows)
+    return table if (table.get("search", pd.Series(dtype=str)) != "committed").any() else table.drop(
+        columns="search", errors="ignore")
 
 
 def chosen_markdown(records) -> str:
     """The chosen settings as a list a reader can take in at page width: per method, per
-    scenario, the values that differ from the method's defaults (the judge always)."""
+    scenario, the values that differ from the method's defaults (the judge always), and
+    where the setting is a repeat's search (:func:`study_records` with ``better``), its name."""
     table = chosen_table(records)
     lines = []
     for method, rows in table.groupby("method", sort=False):
-        parts = [f"{r.scenario}: {r.chosen}" for r in rows.itertuples()]
+        parts = [f"{r.scenario}: {r.chosen}" + (f" (repeat `{r.search}`)" if getattr(r, "search", "committed")
+                                                 != "committed" else "") for r in rows.itertuples()]
         lines.append(f"- **`{method}`** — " + "; ".join(parts))
     return "\n".join(lines)
 

@@ -286,12 +286,14 @@ def ablations_verdict(effects: pd.DataFrame) -> Verdict:
 
 # --------------------------------------------------------------------------- the book's first page
 def at_a_glance(df: pd.DataFrame, claims: pd.DataFrame, *, profile: str, description: str = "",
-                focus: str = "megu") -> str:
+                focus: str = "megu", better_search: str | None = None) -> str:
     """The results at a glance, for the book's first page (Markdown): the setting and its scale,
     the original model's accuracy, where MeGU stands with its interval and its paired difference
     to the best baseline, the scenarios that cannot discriminate, the claims tally and the
     limits — from the records ``df`` (with gaps) and the checked ``claims``
-    (:func:`megu_lib.claims.check_claims`) of ``profile``."""
+    (:func:`megu_lib.claims.check_claims`) of ``profile``; ``better_search``: the profile whose
+    runs put each method at the better of its two searches in ``df``
+    (:func:`megu_lib.experiments.verdict_records`), named in the setting."""
     from .claims import claims_sentence
     from .stats import mean_ci, standing
     from .tables import main_methods
@@ -304,7 +306,9 @@ def at_a_glance(df: pd.DataFrame, claims: pd.DataFrame, *, profile: str, descrip
     description = description.strip().rstrip(".")
     lines = [f"- **Setting** (profile `{profile}`{': ' + description if description else ''}): "
              f"{_list(sorted(set(df.dataset)))}, {_list(sorted(set(df.arch)))}; {len(seeds)} seed"
-             f"{'s' if len(seeds) != 1 else ''}, forget requests — {scale}; {runs} runs."]
+             f"{'s' if len(seeds) != 1 else ''}, forget requests — {scale}; {runs} runs"
+             + (f"; every method at the better of its two tuning searches (the repeat's runs: profile "
+                f"`{better_search}`)" if better_search else "") + "."]
     orig = df[df.method == "original"].groupby("seed").test_acc.mean()
     if len(orig):
         m, lo, hi = mean_ci(orig)

@@ -36,7 +36,6 @@ run = True  # run the experiments without a record (False: only load)
 q = 0.1  # share of channels in a class's feature pattern
 also = ["full", "full_vit"]  # profiles whose committed records are shown beside this one (never run here)
 defaults = "main_defaults"  # the profile of the same runs at reference defaults (None: no such table)
-repeat = "main_repeat"  # the profile of the grid at a repeated study's choices (None: no such section)
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
@@ -48,15 +47,17 @@ from megu_lib import tables as tb
 from megu_lib import tuning as tu
 from megu_lib import verdicts as vd
 from megu_lib.entanglement import overlap_with_forgotten
-from megu_lib.experiments import committed_records
+from megu_lib.experiments import better_search_profile, committed_records, verdict_records
 from megu_lib.profile import check_parameter, records_setup
 
 check_parameter("run", run, bool, "True or False")
 check_parameter("q", q, (int, float), "a fraction in (0, 1]")
 check_parameter("also", also, list, "a list of profile names")
 check_parameter("defaults", defaults, (str, type(None)), "a profile name or None")
-check_parameter("repeat", repeat, (str, type(None)), "a profile name or None")
-cfg, data, df = records_setup(profile, dataset=dataset, device=device, run=run)
+cfg, data, committed = records_setup(profile, dataset=dataset, device=device, run=run)
+# every method at the better of its two searches once the profile's repeat is complete
+# (notebook.better_search); else the committed searches' records
+df, better, searched = verdict_records(cfg, data, committed)
 methods = tb.main_methods(df)
 
 # %% [markdown]
@@ -75,10 +76,11 @@ display(Markdown(tb.baselines_markdown(cfg, methods)))
 # Where each default of MeGU comes from — *paper* where the paper states it, *ours* where the
 # paper is silent or where we depart from it ({ref}`method-megu-hp`) — what it means, any value
 # this profile sets, and, where the profile tunes MeGU, the value its study chose in each
-# scenario (*chosen by tuning*; blank where the study kept what MeGU runs at untuned).
+# scenario (*chosen by tuning*; blank where the study kept what MeGU runs at untuned; *(repeat)*
+# where MeGU runs at its repeated study's choice, the better of its two searches).
 
 # %% tags=["remove-input"]
-display(tb.megu_hp_table(cfg).style.set_properties(**{"white-space": "normal"}).set_uuid("megu_hp"))
+display(tb.megu_hp_table(cfg, better=better).style.set_properties(**{"white-space": "normal"}).set_uuid("megu_hp"))
 
 # %% [markdown]
 # ## How every method was tuned
@@ -99,8 +101,9 @@ if cfg.tuning is not None and cfg.tuning_section()["use"]:
     chosen = tu.chosen_table(studies)
     fig = pl.plot_study_histories(tu.trials_frame(studies))
     display(chosen.drop(columns=["chosen"]).round(2).style.hide(axis="index").set_uuid("chosen"))
-    display(Markdown("The settings chosen (values other than the method's defaults):\n\n"
-                     + tu.chosen_markdown(studies)))
+    display(Markdown("The settings the tables below run at (values other than the method's defaults; "
+                     "*repeat* where a method runs at its repeated study's choice, the better of its two "
+                     "searches):\n\n" + tu.chosen_markdown(tu.study_records(cfg, better))))
 else:
     display(Markdown(f"*Profile `{cfg.name}` has no tuning: every method runs at the values above.*"))
     fig = pl.notice_figure(f"profile {cfg.name!r} has no tuning")
@@ -144,30 +147,25 @@ if cfg.tuning is not None and cfg.tuning_section()["use"]:
 # %% [markdown]
 # Fair treatment here means every method gets the better of two searches of the same budget,
 # chosen on the tuning task alone. Where a method's repeat was the better of its two searches
-# on the tuning task, the grid was run again at the repeat's choice (profile `main_repeat`: the
-# same requests and seeds, its own retrain runs; each method only in the scenarios where its
-# repeat won). Below, each such method's gap on the test side at the committed choice and at
-# the repeat's, and MeGU's paired difference to it with the repeat's rows in place; then the
-# standings with every method at the better of its two searches, in the scenarios the repeat
-# covers.
+# on the tuning task, the grid was run again at the repeat's choice (the profile's
+# `notebook.better_search`, `main_repeat` for `main`: the same requests and seeds, each method
+# only in the scenarios where its repeat won). Below, each such method's gap on the test side at
+# the committed choice and at the repeat's, and MeGU's paired difference to it with the repeat's
+# rows in place. Every gap is against the committed retrain runs: two retrainings of the same
+# key differ by float rounding, and that difference is not the methods'. Once the repeat is
+# complete, every table and verdict after this section reads each method at the better of its
+# two searches.
 
 # %% tags=["remove-input"]
-at_repeat, why = committed_records(repeat, data, partial=True) if repeat and cfg.tuning is not None else (None, "")
+repeat = better_search_profile(cfg)
+at_repeat, why = committed_records(repeat.name, data, partial=True) if repeat is not None else (None, "")
 if at_repeat is not None:
-    repeat_table, repeat_text = tb.repeat_effect(df, at_repeat)
-    display(Markdown((f"*Not complete yet: {why}. Below, the methods and seeds it holds so far.*\n\n" if why else "")
+    repeat_table, repeat_text = tb.repeat_effect(committed, at_repeat)
+    display(Markdown((f"*Not complete yet: {why}. Below, the methods and seeds it holds so far; the tables "
+                      "after this section read the committed searches.*\n\n" if why else "")
                      + repeat_text))
     display(repeat_table.style.hide(axis="index").set_uuid("repeat_effect"))
-if at_repeat is not None and not why:
-    covered = [s for s in tb.scenarios_of(df) if s in set(at_repeat.scenario)]
-    merged = tb.at_better_search(df, at_repeat)
-    better = st.standing(merged[merged.scenario.isin(covered)], methods)
-    left = [s for s in tb.scenarios_of(df) if s not in covered]
-    display(Markdown(f"**Every method at the better of its two searches** ({', '.join(covered)} forgetting"
-                     + (f"; not yet for {', '.join(left)}: the repeat's studies there are still to be made" if left
-                        else "") + "). " + st.standing_sentence(better)))
-    display(st.format_standing(better).style.set_properties(**{"white-space": "normal"}).set_uuid("standing_better"))
-elif at_repeat is None:
+else:
     display(Markdown("*No grid at a repeat's choices here*" + (f" ({why})" if why else "") + "."))
 
 # %% [markdown]
@@ -183,6 +181,8 @@ elif at_repeat is None:
 # chapter.
 
 # %% tags=["remove-input"]
+if searched:
+    display(Markdown(searched))
 for scenario in tb.scenarios_of(df):
     requests = ", ".join(sorted(df[df.scenario == scenario].request.unique()))
     power = tb.mia_power(df, scenario)

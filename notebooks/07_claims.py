@@ -49,18 +49,22 @@ also = ["full", "full_vit"]  # profiles whose records are added when they exist
 
 # %% tags=["hide-input"]
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 from megu_lib import claims as cl
 from megu_lib import plotting as pl
 from megu_lib import tables as tb
 from megu_lib import verdicts as vd
+from megu_lib.experiments import verdict_records
 from megu_lib.profile import check_parameter, records_setup
 
 check_parameter("run", run, bool, "True or False")
 check_parameter("also", also, list, "a list of profile names")
 cfg, data, records = records_setup(profile, dataset=dataset, device=device, run=run)
+# every method at the better of its two searches once the profile's repeat is complete (chapter
+# Experiments: notebook.better_search); else the committed searches' records
+records, better, searched = verdict_records(cfg, data, records)
 extra = tb.other_records(also, exclude=(cfg.name,))
 df = records if extra is None else pd.concat([records, extra], ignore_index=True)
 print(f"records on: {', '.join(cl.record_groups(df))}")
@@ -70,10 +74,12 @@ print(f"records on: {', '.join(cl.record_groups(df))}")
 
 # %% tags=["remove-input"]
 claims = cl.check_claims(df)
+if searched:  # which search each method runs at (chapter Experiments)
+    display(Markdown(searched))
 glue("claims_sentence", Markdown(cl.claims_sentence(claims)), display=False)
 # the results at a glance, on this profile's own records, for the book's first page (megu_lib.book.write_glance)
 glance = vd.at_a_glance(records, claims if extra is None else cl.check_claims(records), profile=cfg.name,
-                        description=cfg.description)
+                        description=cfg.description, better_search=better.name if better is not None else None)
 glue("book_glance", Markdown(glance), display=False)
 cl.style_claims(claims)
 

@@ -320,34 +320,49 @@ def test_a_profile_can_run_each_method_at_a_repeat_of_its_own_study(tmp_path):
         pf.load_config(path)
 
 
-def test_where_better_runs_each_method_only_where_its_repeat_won(tmp_path):
-    """tuned_from.where_better: a method runs only in the scenarios where the repeat of its study
-    found the lower best gap on the tuning task (a tie, or a repeat with nothing within the cap,
-    keeps the committed study); the runner's jobs, the record names and describe agree."""
-    from megu_lib.tuning import repeat_is_better, replicates_folder, study_path
+def _where_better(tmp_path, **notebook):
+    """A source profile ``tiny`` (class and random, studies of ssd and finetune committed, a repeat
+    ``elsewhere`` in which only ssd's class study is the better) and ``again``, its where_better
+    profile; returns (source's raw YAML, its path, again's raw YAML, again's path)."""
+    from megu_lib.tuning import replicates_folder, study_path
     raw = yaml.safe_load(_profile(tmp_path).read_text())
     raw["scenarios"]["random"] = {"forget": [0.1]}
+    if notebook:
+        raw["notebook"] = notebook
     src_path = tmp_path / "tiny.yaml"
     src_path.write_text(yaml.safe_dump(raw))
+    rep_raw = dict(raw, name="again", methods=["retrain", "ssd", "finetune"],
+                   tuned_from={"profile": str(src_path), "methods": ["ssd", "finetune"], "replicate": "elsewhere",
+                               "where_better": True})
+    rep_raw.pop("tuning")
+    rep_raw.pop("notebook", None)
+    path = tmp_path / "again.yaml"
+    path.write_text(yaml.safe_dump(rep_raw))
     src = pf.load_config(src_path)
     rep = replicates_folder(src) / "elsewhere"
-    rep.mkdir(parents=True)
+    rep.mkdir(parents=True, exist_ok=True)
     own = {("ssd", "class"): 5.0, ("ssd", "random"): 1.0, ("finetune", "class"): 2.0, ("finetune", "random"): 3.0}
     again = {("ssd", "class"): 1.0, ("ssd", "random"): 1.0, ("finetune", "class"): 4.0, ("finetune", "random"): None}
     for (m, s), gap in own.items():
         study_path(src, m, s).parent.mkdir(parents=True, exist_ok=True)
         study_path(src, m, s).write_text(json.dumps(_fake_study(src, m, s, gap)))
         study = _fake_study(src, m, s, again[(m, s)] or 0.0)
+        study["chosen"] = {"epochs": 2.0, "alpha": 3.0}
         if again[(m, s)] is None:  # no setting within the cap
             study["best"] = None
         (rep / study_path(src, m, s).name).write_text(json.dumps(study))
+    return raw, src_path, rep_raw, path
+
+
+def test_where_better_runs_each_method_only_where_its_repeat_won(tmp_path):
+    """tuned_from.where_better: a method runs only in the scenarios where the repeat of its study
+    found the lower best gap on the tuning task (a tie, or a repeat with nothing within the cap,
+    keeps the committed study); the runner's jobs, the record names and describe agree."""
+    from megu_lib.tuning import repeat_is_better
+    _, src_path, raw, path = _where_better(tmp_path)
+    src = pf.load_config(src_path)
+    own = [("ssd", "class"), ("ssd", "random"), ("finetune", "class"), ("finetune", "random")]
     assert [repeat_is_better(src, m, s, "elsewhere") for m, s in own] == [True, False, False, False]
-    raw = dict(raw, name="again", methods=["retrain", "ssd", "finetune"],
-               tuned_from={"profile": str(src_path), "methods": ["ssd", "finetune"], "replicate": "elsewhere",
-                           "where_better": True})
-    raw.pop("tuning")
-    path = tmp_path / "again.yaml"
-    path.write_text(yaml.safe_dump(raw))
     cfg = pf.load_config(path)
     assert [(m, s) for s in ("class", "random") for m in cfg.methods if cfg.runs(m, s)] == [
         ("retrain", "class"), ("ssd", "class"), ("retrain", "random")]
@@ -364,3 +379,52 @@ def test_where_better_runs_each_method_only_where_its_repeat_won(tmp_path):
         with pytest.raises(MeguError, match="tuned_from.where_better must be true or false, and true only with "
                                             "replicate"):
             pf.load_config(path)
+
+
+def test_the_verdicts_read_each_method_at_its_better_search(tmp_path, monkeypatch):
+    """notebook.better_search: the chapters' records, the settings shown and the hyperparameter
+    table put each method at the better of its two searches once the repeat is complete; the
+    committed searches while it is not; a profile that is no such repeat is a one-line error."""
+    from megu_lib import experiments as ex
+    from megu_lib import tables as tb
+    from megu_lib import tuning as tu
+    _, src_path, _, again_path = _where_better(tmp_path, better_search=str(tmp_path / "again.yaml"))
+    src = pf.load_config(src_path)
+    better = ex.better_search_profile(src)
+    assert better.name == "again"
+    # the studies as run: ssd in class at the repeat's, everything else at the committed study
+    records = {(r["method"], r["scenario"]): r.get("search") for r in tu.study_records(src, better)}
+    assert records == {("finetune", "class"): None, ("ssd", "class"): "elsewhere", ("finetune", "random"): None,
+                       ("ssd", "random"): None}
+    as_run = tu.chosen_markdown(tu.study_records(src, better))
+    assert "- **`ssd`** — class: alpha=3, epochs=2 (repeat `elsewhere`); random: epochs=1" in as_run
+    assert "repeat" not in tu.chosen_markdown(tu.study_records(src)) and "search" not in tu.chosen_table(
+        tu.study_records(src))
+    hp = tb.megu_hp_table(src, "ssd", better=better)
+    assert list(hp.columns[-2:]) == ["tuned, class (repeat)", "tuned, random"] and hp.at["alpha", hp.columns[-2]] == "3"
+    assert list(tb.megu_hp_table(src, "ssd").columns[-2:]) == ["tuned, class", "tuned, random"]
+    # the records: the merged ones when the repeat is complete, the committed ones while it is not
+    data = pf.load_data(src)
+    metrics = {k: [90.0, 80.0, 85.0] for k in ("retain_acc", "forget_acc", "test_acc", "mia")}
+    committed = pd.DataFrame({"scenario": ["class"] * 3, "request": ["class:Trouser"] * 3, "seed": [0] * 3,
+                              "method": ["retrain", "ssd", "finetune"], **metrics})
+    repeat = committed[committed.method != "finetune"].assign(forget_acc=[90.0, 88.0])
+    monkeypatch.setattr(ex, "committed_records", lambda name, data: (None, "1 of 3 records are still to be made"))
+    df, none, note = ex.verdict_records(src, data, committed)
+    assert df is committed and none is None and "is not complete on these data (1 of 3 records" in note
+    monkeypatch.setattr(ex, "committed_records", lambda name, data: (repeat, ""))
+    df, rep_cfg, note = ex.verdict_records(src, data, committed)
+    assert rep_cfg.name == "again" and "(profile `again`; class: `ssd`)" in note
+    assert df.set_index("method").loc["ssd", "forget_acc"] == 88.0 and len(df) == 3
+    assert ex.verdict_records(pf.load_config(again_path), data, committed)[1:] == (None, "")
+    # a better_search that is not a where_better repeat of this profile
+    raw = yaml.safe_load(src_path.read_text())
+    raw["notebook"]["better_search"] = str(src_path)
+    src_path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(MeguError, match=r"^tiny.yaml: notebook.better_search names profile '.*tiny.yaml', which is "
+                                        r"not a repeat of 'tiny''s grid; it needs tuned_from: \{profile: tiny"):
+        ex.better_search_profile(pf.load_config(src_path))
+    raw["notebook"]["better_search"] = "no_such_profile"
+    src_path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(MeguError, match="notebook.better_search must name a profile, got 'no_such_profile'"):
+        pf.load_config(src_path)

@@ -442,6 +442,12 @@ def test_repeat_effect_swaps_in_the_repeats_rows_and_says_what_moves():
     assert list(table.method) == ["ssd"] and row["gap, committed choice"].startswith("3.25 [")
     assert row["gap, repeat's choice"].startswith("0.05 [") and row["megu − method"].startswith("+0.25 [")
     assert "(1 requests, seeds 0, 1)" in text and "`megu` ranks 1 of" in text and "and 2 of" in text
+    # megu itself repeated: its rows move, but there is no difference of megu to itself
+    again = _records({"retrain": VALUES["retrain"], "megu": dict(retain_acc=-6)}, seeds=(0, 1), scenarios=("class",))
+    table, text = tables.repeat_effect(committed, again)
+    assert table.set_index("method").at["megu", "megu − method"] == "—"
+    assert "`megu` 0.30 → 1.50." in text and "megu − megu" not in text and "ranks 1 of 4 with the committed " \
+        "choices and 2 of 4 with the repeat's" in text
     with pytest.raises(MeguError, match="the repeat holds no method besides the references"):
         tables.repeat_effect(committed, repeat[repeat.method == "retrain"])
 
