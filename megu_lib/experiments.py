@@ -311,4 +311,5 @@ def verdict_records(cfg: ExperimentConfig, data, df: pd.DataFrame) -> tuple[pd.D
     return at_better_search(df, at_repeat), rep_cfg.for_data(data)[0], (
         f"**Every method at the better of its two searches** on the tuning task: where a method's repeated "
         f"study found the lower best gap, its rows are its runs at the repeat's choice (profile `{rep_cfg.name}`"
-        f"{'; ' + moved if moved else ''}); every gap is against the retrain runs of `{cfg.name}`.")
+        f"{'; ' + moved if moved else ''}); every gap is against the retrain runs of `{cfg.name}`, and those "
+        f"rows' times are as measured in `{rep_cfg.name}`'s own run, which may have had another machine.")
