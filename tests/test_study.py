@@ -407,7 +407,7 @@ def test_the_verdicts_read_each_method_at_its_better_search(tmp_path, monkeypatc
     data = pf.load_data(src)
     metrics = {k: [90.0, 80.0, 85.0] for k in ("retain_acc", "forget_acc", "test_acc", "mia")}
     committed = pd.DataFrame({"scenario": ["class"] * 3, "request": ["class:Trouser"] * 3, "seed": [0] * 3,
-                              "method": ["retrain", "ssd", "finetune"], **metrics})
+                              "method": ["retrain", "ssd", "finetune"], "seconds": [100.0, 5.0, 6.0], **metrics})
     repeat = committed[committed.method != "finetune"].assign(forget_acc=[90.0, 88.0])
     monkeypatch.setattr(ex, "committed_records", lambda name, data: (None, "1 of 3 records are still to be made"))
     df, none, note = ex.verdict_records(src, data, committed)
