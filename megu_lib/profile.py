@@ -187,6 +187,14 @@ class ExperimentConfig:
         return repeat_is_better(_source_config(tf["profile"]), tf.get("method") or method, scenario,
                                 tf["replicate"])
 
+    def at_repeat(self, method: str, scenario: str) -> bool:
+        """Whether this ``tuned_from.where_better`` profile runs ``method`` in ``scenario`` at the
+        repeated study's choice (its repeat won there; :meth:`runs`); False for a method it
+        does not take from the source profile, or a profile of another kind."""
+        tf = self.tuned_from
+        return bool(tf and tf.get("where_better") and method in tf["methods"] and scenario in self.scenarios
+                    and self.runs(method, scenario))
+
     def jobs(self, data) -> list:
         """Every (seed, request, method) the profile runs on ``data`` (:meth:`runs`), in the
         runner's order: the one list the runner, the record names and the chapters share."""

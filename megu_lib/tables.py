@@ -646,8 +646,7 @@ def megu_hp_table(cfg, method: str = "megu", better=None) -> pd.DataFrame:
         scenarios = [s for s in SCENARIO_ORDER if s in cfg.scenarios and cfg.runs(method, s)]
     else:
         scenarios = []
-    repeated = {s for s in scenarios if better is not None and method in better.tuned_from["methods"]
-                and s in better.scenarios and better.runs(method, s)}
+    repeated = {s for s in scenarios if better is not None and better.at_repeat(method, s)}
     tuned = {s: (better if s in repeated else cfg).method_hp(method, s) for s in scenarios}
     rows = []
     for name, p in params.items():

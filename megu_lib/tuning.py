@@ -612,8 +612,7 @@ def study_records(cfg, better=None) -> list[dict]:
     its repeat's record where ``better`` runs it, marked ``search: <the repeat's name>``."""
     out = []
     for (method, scenario), rec in read_studies(cfg).items():
-        if rec is not None and better is not None and method in better.tuned_from["methods"] \
-                and scenario in better.scenarios and better.runs(method, scenario):
+        if rec is not None and better is not None and better.at_repeat(method, scenario):
             replicate = better.tuned_from["replicate"]
             rec = {**committed_study(cfg, method, scenario, replicate=replicate), "search": replicate}
         if rec is not None:

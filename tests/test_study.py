@@ -366,6 +366,9 @@ def test_where_better_runs_each_method_only_where_its_repeat_won(tmp_path):
     cfg = pf.load_config(path)
     assert [(m, s) for s in ("class", "random") for m in cfg.methods if cfg.runs(m, s)] == [
         ("retrain", "class"), ("ssd", "class"), ("retrain", "random")]
+    # at the repeat's choice: only ssd in class (retrain runs everywhere, but at no repeat's choice)
+    assert [(m, s) for s in ("class", "random") for m in cfg.methods if cfg.at_repeat(m, s)] == [("ssd", "class")]
+    assert not src.at_repeat("ssd", "class")
     data = pf.load_data(cfg)
     assert [(r.scenario, m) for _, r, m in cfg.jobs(data)] == [("class", "retrain"), ("class", "ssd"),
                                                                ("random", "retrain")]
