@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -289,27 +290,71 @@ def better_search_profile(cfg: ExperimentConfig) -> ExperimentConfig | None:
     return rep
 
 
-def verdict_records(cfg: ExperimentConfig, data, df: pd.DataFrame) -> tuple[pd.DataFrame, ExperimentConfig | None, str]:
+@dataclass(frozen=True)
+class VerdictRecords:
+    """What :func:`verdict_records` found: the records the verdicts read, and the repeat behind them."""
+    records: pd.DataFrame  #: what every table and verdict reads
+    better: ExperimentConfig | None  #: the repeat (fitted to the data) when ``records`` hold its rows, else None
+    repeat: ExperimentConfig | None  #: the profile's ``notebook.better_search`` (None without one)
+    at_repeat: pd.DataFrame | None  #: the repeat's records committed so far (None when it has none)
+    missing: str  #: why the repeat is not complete ("" when it is, or when there is none)
+    note: str  #: a Markdown sentence saying which records the verdicts read ("" without a repeat)
+
+
+def verdict_records(cfg: ExperimentConfig, data, df: pd.DataFrame) -> VerdictRecords:
     """The records the book's verdicts stand on, from ``df`` (``cfg``'s own on ``data``).
 
     Where ``cfg`` names a :func:`better_search_profile` and every record of it on ``data`` is
     committed, each method at the better of its two searches
     (:func:`megu_lib.tables.at_better_search`: the repeat's rows in place of the committed ones
-    where the repeat won, every gap against ``cfg``'s retrain runs); else ``df`` itself.
-    Returns the records, the repeat's config (fitted to ``data``; None when ``df`` is returned)
-    and a Markdown sentence saying which (empty without a ``better_search``)."""
+    where the repeat won, every gap against ``cfg``'s retrain runs); else ``df`` itself. The
+    repeat's records are read once, as far as they are committed, and returned with them (for
+    :func:`megu_lib.tables.repeat_effect`)."""
     from .tables import at_better_search, repeated_methods, scenarios_of
     rep_cfg = better_search_profile(cfg)
     if rep_cfg is None:
-        return df, None, ""
-    at_repeat, why = committed_records(rep_cfg.name, data)
-    if at_repeat is None:
-        return df, None, (f"*Every method at its committed search: the grid at the better of two searches "
-                          f"(profile `{rep_cfg.name}`) is not complete on these data ({why}).*")
+        return VerdictRecords(df, None, None, None, "", "")
+    at_repeat, why = committed_records(rep_cfg.name, data, partial=True)
+    if at_repeat is None or why:
+        return VerdictRecords(df, None, rep_cfg, at_repeat, why, (
+            f"*Every method at its committed search: the grid at the better of two searches "
+            f"(profile `{rep_cfg.name}`) is not complete on these data ({why}).*"))
     moved = {s: repeated_methods(at_repeat, s) for s in scenarios_of(df)}
     moved = "; ".join(f"{s}: {', '.join(f'`{m}`' for m in ms)}" for s, ms in moved.items() if ms)
-    return at_better_search(df, at_repeat), rep_cfg.for_data(data)[0], (
+    return VerdictRecords(at_better_search(df, at_repeat), rep_cfg.for_data(data)[0], rep_cfg, at_repeat, "", (
         f"**Every method at the better of its two searches** on the tuning task: where a method's repeated "
         f"study found the lower best gap, its rows are its runs at the repeat's choice (profile `{rep_cfg.name}`"
         f"{'; ' + moved if moved else ''}); every gap is against the retrain runs of `{cfg.name}`, and those "
-        f"rows' times are as measured in `{rep_cfg.name}`'s own run, which may have had another machine.")
+        f"rows' times are as measured in `{rep_cfg.name}`'s own run, which may have had another machine."))
+
+
+
+def beside_verdicts(cfg: ExperimentConfig, pairs, what: str) -> str:
+    """A Markdown sentence for ``what`` (e.g. "The shadows' methods"), a run that takes for each
+    (method, scenario) of ``pairs`` the setting ``cfg``'s own committed study chose: whether
+    that is the setting the verdicts read, which is each method at the better of its two
+    searches (:func:`verdict_records`). "" when ``cfg`` names no :func:`better_search_profile`."""
+    from .tables import same_setting
+    from .tuning import chosen_for
+    better = better_search_profile(cfg)
+    if better is None:
+        return ""
+    replicate = better.tuned_from["replicate"]
+    moved = [(m, s) for m, s in pairs if cfg.tuned(m) and better.at_repeat(m, s)]
+    other = [(m, s) for m, s in moved
+             if not same_setting(chosen_for(cfg, m, s), chosen_for(cfg, m, s, replicate=replicate))]
+    same = [p for p in moved if p not in other]
+
+    def listed(ps):
+        by = {}
+        for m, s in ps:
+            by.setdefault(s, []).append(f"`{m}`")
+        return "; ".join(f"{', '.join(ms)} in {s} forgetting" for s, ms in by.items())
+    if not other:
+        return (f"{what} run at the committed search's setting, the one the verdicts read"
+                + (f"; where a repeated study was the better search ({listed(same)}), it chose the very same "
+                   f"setting" if same else "") + ".")
+    return (f"{what} run at the committed search's setting. **That is not the setting the verdicts read** for "
+            f"{listed(other)}: there the repeated study was the better search on the tuning task and chose "
+            f"another setting, and chapter Experiments reads those methods at it."
+            + (f" For {listed(same)} the repeat chose the very same setting." if same else ""))

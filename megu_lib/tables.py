@@ -14,6 +14,7 @@ computed here, and tested.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -385,6 +386,17 @@ def repeated_methods(repeat: pd.DataFrame, scenario: str) -> list[str]:
     return [m for m in main_methods(repeat[repeat.scenario == scenario]) if m not in REFERENCES]
 
 
+def same_setting(a: dict, b: dict) -> bool:
+    """Whether two hyperparameter settings (records' ``hp``) are the same: the same names, equal
+    values, floats equal to a relative 1e-9 (a setting read back from a study's JSON may differ
+    in its last digit)."""
+    def same(x, y):
+        if isinstance(x, float) or isinstance(y, float):
+            return isinstance(x, (int, float)) and isinstance(y, (int, float)) and math.isclose(x, y, rel_tol=1e-9)
+        return x == y
+    return set(a) == set(b) and all(same(a[k], b[k]) for k in a)
+
+
 def _replaced(base: pd.DataFrame, rep: pd.DataFrame, methods) -> pd.DataFrame:
     """``base`` with the rows of ``methods`` taken from ``rep`` instead."""
     return pd.concat([base[~base.method.isin(methods)], rep[rep.method.isin(methods)]], ignore_index=True)
@@ -467,13 +479,19 @@ def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "m
         before, after = (gap_ranking(d, scenario).drop(index=list(REFERENCES), errors="ignore")
                          for d in (base, swapped))
         rank = {label: int(list(t.index).index(focus)) + 1 for label, t in (("before", before), ("after", after))}
-        diffs = []
+        diffs, unchanged, repeated = [], [], _runs_in(rep, shared)
         for m in methods:
             # the focus method itself repeated: no difference to itself, its rank says it
             d = paired_bootstrap(swapped, focus, m) if m != focus else None
             diff = _with_ci(d["diff"], d["low"], d["high"], sign=True) if d else "—"
             b, a = before.loc[m], after.loc[m]
-            rows.append({"scenario": scenario, "method": m,
+            # the repeat's study may have chosen the committed study's very setting (TPE, seeded
+            # alike, walks the same path when the trials' gaps differ only by float rounding)
+            pairs = base[base.method == m].merge(repeated[repeated.method == m], on=["request", "seed"])
+            same = len(pairs) > 0 and all(same_setting(x, y) for x, y in zip(pairs.hp_x, pairs.hp_y))
+            if same:
+                unchanged.append(m)
+            rows.append({"scenario": scenario, "method": m, "repeat's setting": "the same" if same else "another",
                          "gap, committed choice": _with_ci(b["gap"], b["ci_low"], b["ci_high"]),
                          "gap, repeat's choice": _with_ci(a["gap"], a["ci_low"], a["ci_high"]),
                          f"{focus} − method": diff})
@@ -483,7 +501,11 @@ def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "m
                      f"at the repeat's choice {'; '.join(diffs)}. `{focus}` ranks {rank['before']} of {len(before)} "
                      f"with the committed choices and {rank['after']} of {len(after)} with the repeat's."
                      + (f" Not shown yet (fewer runs so far): {', '.join(f'`{m}`' for m in lagging)}." if lagging
-                        else ""))
+                        else "")
+                     + (f" The repeat chose the committed setting itself for {', '.join(f'`{m}`' for m in unchanged)}: "
+                        f"{'its two rows differ' if len(unchanged) == 1 else 'their two rows differ'} only by the runs "
+                        f"(originals trained again, another machine), the run-to-run spread at one setting."
+                        if unchanged else ""))
     return pd.DataFrame(rows), "\n".join(lines)
 
 

@@ -153,9 +153,20 @@ TUNING_DEFAULTS = {"trials": 12, "pool": None, "validation": 0.2, "seed": 0, "re
                    "space": {}, "startup": None, "use": True}
 
 
+_CHECKED = {}  # check_tuning_section's answers, by the whole of what it reads
+
+
 def check_tuning_section(section, where: str, *, methods: list, scenarios: dict) -> dict:
     """The profile's ``tuning:`` section with its defaults filled in; each problem one line
-    naming ``where`` and the key (before any work)."""
+    naming ``where`` and the key (before any work). Checked once per distinct input: the
+    record names of a grid ask for it thousands of times."""
+    key = repr((section, where, methods, scenarios))
+    if key not in _CHECKED:
+        _CHECKED[key] = _check_tuning_section(section, where, methods=methods, scenarios=scenarios)
+    return dict(_CHECKED[key])
+
+
+def _check_tuning_section(section, where: str, *, methods: list, scenarios: dict) -> dict:
     from .hparams import Search
     from .methods import get_method
     check(isinstance(section, dict), f"{where}: tuning must be a mapping (keys: {', '.join(TUNING_KEYS)}), "

@@ -47,7 +47,7 @@ from megu_lib import tables as tb
 from megu_lib import tuning as tu
 from megu_lib import verdicts as vd
 from megu_lib.entanglement import overlap_with_forgotten
-from megu_lib.experiments import better_search_profile, committed_records, verdict_records
+from megu_lib.experiments import committed_records, verdict_records
 from megu_lib.profile import check_parameter, records_setup
 
 check_parameter("run", run, bool, "True or False")
@@ -57,7 +57,8 @@ check_parameter("defaults", defaults, (str, type(None)), "a profile name or None
 cfg, data, committed = records_setup(profile, dataset=dataset, device=device, run=run)
 # every method at the better of its two searches once the profile's repeat is complete
 # (notebook.better_search); else the committed searches' records
-df, better, searched = verdict_records(cfg, data, committed)
+verdicts = verdict_records(cfg, data, committed)
+df, better = verdicts.records, verdicts.better
 methods = tb.main_methods(df)
 
 # %% [markdown]
@@ -155,18 +156,24 @@ if cfg.tuning is not None and cfg.tuning_section()["use"]:
 # key differ by float rounding, and that difference is not the methods'. Once the repeat is
 # complete, every table and verdict after this section reads each method at the better of its
 # two searches.
+#
+# The column *repeat's setting* says whether the repeat chose another setting or the very one
+# of the committed study. The second happens often: the two studies run the same seeded
+# sampler, and while their trials' gaps differ only by float rounding it proposes the same
+# values. Where the setting is the same, the two rows differ only by their runs (the repeat
+# trained its originals again, on another machine), so they show how far one setting's result
+# moves from one run of the grid to the next.
 
 # %% tags=["remove-input"]
-repeat = better_search_profile(cfg)
-at_repeat, why = committed_records(repeat.name, data, partial=True) if repeat is not None else (None, "")
-if at_repeat is not None:
-    repeat_table, repeat_text = tb.repeat_effect(committed, at_repeat)
-    display(Markdown((f"*Not complete yet: {why}. Below, the methods and seeds it holds so far; the tables "
-                      "after this section read the committed searches.*\n\n" if why else "")
+if verdicts.at_repeat is not None:
+    repeat_table, repeat_text = tb.repeat_effect(committed, verdicts.at_repeat)
+    display(Markdown((f"*Not complete yet: {verdicts.missing}. Below, the methods and seeds it holds so far; "
+                      "the tables after this section read the committed searches.*\n\n" if verdicts.missing else "")
                      + repeat_text))
     display(repeat_table.style.hide(axis="index").set_uuid("repeat_effect"))
 else:
-    display(Markdown("*No grid at a repeat's choices here*" + (f" ({why})" if why else "") + "."))
+    display(Markdown("*No grid at a repeat's choices here*" + (f" ({verdicts.missing})" if verdicts.missing else "")
+                     + "."))
 
 # %% [markdown]
 # ## The tables
@@ -181,8 +188,8 @@ else:
 # chapter.
 
 # %% tags=["remove-input"]
-if searched:
-    display(Markdown(searched))
+if verdicts.note:
+    display(Markdown(verdicts.note))
 for scenario in tb.scenarios_of(df):
     requests = ", ".join(sorted(df[df.scenario == scenario].request.unique()))
     power = tb.mia_power(df, scenario)

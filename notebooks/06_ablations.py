@@ -48,7 +48,8 @@ from megu_lib import plotting as pl
 from megu_lib import tables as tb
 from megu_lib import tuning
 from megu_lib import verdicts as vd
-from megu_lib.profile import build_requests, check_parameter, records_setup
+from megu_lib.experiments import beside_verdicts
+from megu_lib.profile import build_requests, check_parameter, load_config, records_setup
 
 check_parameter("run", run, bool, "True or False")
 check_parameter("sweep", sweep, bool, "True or False")
@@ -67,6 +68,12 @@ print(f"variants: {', '.join(variants[1:])}")
 # full method first.
 
 # %% tags=["remove-input"]
+if cfg.tuned_from:  # the setting the variants share, beside the one chapter Experiments reads
+    source = load_config(cfg.tuned_from["profile"])
+    tuned = cfg.tuned_from.get("method") or "megu"
+    note = beside_verdicts(source, [(tuned, s) for s in tb.scenarios_of(df)], "MeGU's variants")
+    if note:
+        display(Markdown(note))
 for scenario in tb.scenarios_of(df):
     display(Markdown(f"**{scenario} forgetting**"))
     table = tb.results_table(df, scenario, variants)

@@ -64,7 +64,8 @@ check_parameter("also", also, list, "a list of profile names")
 cfg, data, records = records_setup(profile, dataset=dataset, device=device, run=run)
 # every method at the better of its two searches once the profile's repeat is complete (chapter
 # Experiments: notebook.better_search); else the committed searches' records
-records, better, searched = verdict_records(cfg, data, records)
+verdicts = verdict_records(cfg, data, records)
+records, better = verdicts.records, verdicts.better
 extra = tb.other_records(also, exclude=(cfg.name,))
 df = records if extra is None else pd.concat([records, extra], ignore_index=True)
 print(f"records on: {', '.join(cl.record_groups(df))}")
@@ -74,8 +75,8 @@ print(f"records on: {', '.join(cl.record_groups(df))}")
 
 # %% tags=["remove-input"]
 claims = cl.check_claims(df)
-if searched:  # which search each method runs at (chapter Experiments)
-    display(Markdown(searched))
+if verdicts.note:  # which search each method runs at (chapter Experiments)
+    display(Markdown(verdicts.note))
 glue("claims_sentence", Markdown(cl.claims_sentence(claims)), display=False)
 # the results at a glance, on this profile's own records, for the book's first page (megu_lib.book.write_glance)
 glance = vd.at_a_glance(records, claims if extra is None else cl.check_claims(records), profile=cfg.name,

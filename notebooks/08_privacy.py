@@ -64,6 +64,7 @@ from myst_nb import glue
 from megu_lib import plotting as pl
 from megu_lib import shadows as sh
 from megu_lib import verdicts as vd
+from megu_lib.experiments import beside_verdicts
 from megu_lib.profile import check_parameter, load_config, load_data
 
 check_parameter("run", run, bool, "True or False")
@@ -101,6 +102,10 @@ else:
 if has_run:
     setting = pd.concat([sh.setting_summary(cfg, r) for r in (results, *others.values())], axis=1)
     display(setting)
+    # the settings here beside those chapter Experiments reads (each method at its better search)
+    searched = beside_verdicts(cfg, [(m, sh.SCENARIO) for m in results.methods], "The shadows' methods")
+    if searched:
+        display(Markdown(searched))
 else:
     display(Markdown(f"*Profile `{cfg.name}` has no privacy section.*"))
 

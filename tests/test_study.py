@@ -412,14 +412,39 @@ def test_the_verdicts_read_each_method_at_its_better_search(tmp_path, monkeypatc
     committed = pd.DataFrame({"scenario": ["class"] * 3, "request": ["class:Trouser"] * 3, "seed": [0] * 3,
                               "method": ["retrain", "ssd", "finetune"], "seconds": [100.0, 5.0, 6.0], **metrics})
     repeat = committed[committed.method != "finetune"].assign(forget_acc=[90.0, 88.0])
-    monkeypatch.setattr(ex, "committed_records", lambda name, data: (None, "1 of 3 records are still to be made"))
-    df, none, note = ex.verdict_records(src, data, committed)
-    assert df is committed and none is None and "is not complete on these data (1 of 3 records" in note
-    monkeypatch.setattr(ex, "committed_records", lambda name, data: (repeat, ""))
-    df, rep_cfg, note = ex.verdict_records(src, data, committed)
-    assert rep_cfg.name == "again" and "(profile `again`; class: `ssd`)" in note
-    assert df.set_index("method").loc["ssd", "forget_acc"] == 88.0 and len(df) == 3
-    assert ex.verdict_records(pf.load_config(again_path), data, committed)[1:] == (None, "")
+    read = []  # the repeat's records are read once, as far as they are committed
+
+    def records_of(rows, why):
+        def committed_records(name, data, partial=False):
+            read.append((name, partial))
+            return rows, why
+        return committed_records
+    partial = repeat[repeat.method == "retrain"]
+    monkeypatch.setattr(ex, "committed_records", records_of(partial, "1 of 2 records are still to be made"))
+    found = ex.verdict_records(src, data, committed)
+    assert found.records is committed and found.better is None and found.repeat.name == "again"
+    assert found.at_repeat is partial and found.missing == "1 of 2 records are still to be made"
+    assert "is not complete on these data (1 of 2 records" in found.note and read == [("again", True)]
+    monkeypatch.setattr(ex, "committed_records", records_of(repeat, ""))
+    found = ex.verdict_records(src, data, committed)
+    assert found.better.name == "again" and found.at_repeat is repeat and found.missing == ""
+    assert "(profile `again`; class: `ssd`)" in found.note
+    assert found.records.set_index("method").loc["ssd", "forget_acc"] == 88.0 and len(found.records) == 3
+    none = ex.verdict_records(pf.load_config(again_path), data, committed)
+    assert none.records is committed and (none.better, none.repeat, none.at_repeat, none.note) == (None,) * 3 + ("",)
+    # a run at the committed settings (the privacy shadows, the ablations) beside the verdicts' settings
+    pairs = [("ssd", "class"), ("ssd", "random"), ("finetune", "class"), ("retrain", "class")]
+    note = ex.beside_verdicts(src, pairs, "The shadows' methods")
+    assert note.startswith("The shadows' methods run at the committed search's setting. **That is not the setting "
+                           "the verdicts read** for `ssd` in class forgetting:") and "very same" not in note
+    from megu_lib.tuning import replicates_folder, study_path
+    mirror = replicates_folder(src) / "elsewhere" / study_path(src, "ssd", "class").name
+    study = json.loads(mirror.read_text())
+    mirror.write_text(json.dumps({**study, "chosen": tu.chosen_for(src, "ssd", "class")}))
+    assert ex.beside_verdicts(src, pairs, "The variants") == (
+        "The variants run at the committed search's setting, the one the verdicts read; where a repeated study "
+        "was the better search (`ssd` in class forgetting), it chose the very same setting.")
+    assert ex.beside_verdicts(pf.load_config(again_path), pairs, "x") == ""
     # a better_search that is not a where_better repeat of this profile
     raw = yaml.safe_load(src_path.read_text())
     raw["notebook"]["better_search"] = str(src_path)

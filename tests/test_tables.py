@@ -24,7 +24,7 @@ BASE = dict(retain_acc=90.0, forget_acc=0.0, test_acc=85.0, mia=10.0)
 
 def _records(values: dict, seeds=(0, 1), scenarios=("class", "subclass", "random"), dataset="fashion_mnist[200/50]",
              arch="small_cnn", jitter=0.5) -> pd.DataFrame:
-    """Records: ``values[method]`` = dict of metric offsets from retrain's, plus ``seconds``."""
+    """Records: ``values[method]`` = dict of metric offsets from retrain's, plus ``seconds`` and ``hp``."""
     rows = []
     for scenario in scenarios:
         request = f"{scenario}:a" if scenario != "random" else "random:0.1"
@@ -35,7 +35,7 @@ def _records(values: dict, seeds=(0, 1), scenarios=("class", "subclass", "random
                 rows.append(dict(config="t", dataset=dataset, arch=arch, scenario=scenario, forget=["a"],
                                  request=request, method=method, seed=seed, seconds=v.get("seconds", 1.0) + seed,
                                  test_forget_acc=0.0, test_retain_acc=m["test_acc"], mia_loss=m["mia"],
-                                 per_class=per_class, **m))
+                                 per_class=per_class, hp=dict(v.get("hp", {"lr": 0.01, "epochs": 2})), **m))
     return ex.add_gaps(pd.DataFrame(rows))
 
 
@@ -434,18 +434,23 @@ def test_gaps_added_twice_are_computed_again_not_doubled():
 def test_repeat_effect_swaps_in_the_repeats_rows_and_says_what_moves():
     committed = _records(VALUES, seeds=(0, 1, 2))
     # the repeat: ssd at another choice, closer to retrain than megu; on seeds 0-1 only, and seed 2 part-run
-    repeat = _records({"retrain": VALUES["retrain"], "ssd": dict(retain_acc=-0.2, seconds=5)}, seeds=(0, 1, 2),
-                      scenarios=("class",))
+    repeat = _records({"retrain": VALUES["retrain"], "ssd": dict(retain_acc=-0.2, seconds=5, hp={"lr": 0.02})},
+                      seeds=(0, 1, 2), scenarios=("class",))
     repeat = repeat[~((repeat.seed == 2) & (repeat.method == "ssd"))]
     table, text = tables.repeat_effect(committed, repeat)
     row = table.set_index("method").loc["ssd"]
     assert list(table.method) == ["ssd"] and row["gap, committed choice"].startswith("3.25 [")
     assert row["gap, repeat's choice"].startswith("0.05 [") and row["megu − method"].startswith("+0.25 [")
     assert "(1 requests, seeds 0, 1)" in text and "`megu` ranks 1 of" in text and "and 2 of" in text
+    assert row["repeat's setting"] == "another" and "committed setting itself" not in text
     # megu itself repeated: its rows move, but there is no difference of megu to itself
-    again = _records({"retrain": VALUES["retrain"], "megu": dict(retain_acc=-6)}, seeds=(0, 1), scenarios=("class",))
+    # (at the very setting of its committed study, read back with another last digit: the runs differ)
+    again = _records({"retrain": VALUES["retrain"], "megu": dict(retain_acc=-6, hp={"lr": 0.01 + 1e-18, "epochs": 2})},
+                     seeds=(0, 1), scenarios=("class",))
     table, text = tables.repeat_effect(committed, again)
     assert table.set_index("method").at["megu", "megu − method"] == "—"
+    assert table.set_index("method").at["megu", "repeat's setting"] == "the same"
+    assert "The repeat chose the committed setting itself for `megu`: its two rows differ only by the runs" in text
     assert "`megu` 0.30 → 1.50." in text and "megu − megu" not in text and "ranks 1 of 4 with the committed " \
         "choices and 2 of 4 with the repeat's" in text
     with pytest.raises(MeguError, match="the repeat holds no method besides the references"):
@@ -484,3 +489,11 @@ def test_at_better_search_puts_each_method_at_its_better_search():
     with pytest.raises(MeguError, match=r"the repeat lacks 1 of the 2 runs of ssd in class "
                                         r"\(e\.g\. \('class:a', 1\)\)"):
         tables.at_better_search(committed, repeat[~((repeat.method == "ssd") & (repeat.seed == 1))])
+
+
+def test_same_setting_reads_floats_to_their_last_digits_only():
+    assert tables.same_setting({"lr": 0.911038866718827, "rule": "mix"}, {"rule": "mix", "lr": 0.9110388667188271})
+    assert not tables.same_setting({"lr": 0.1, "rule": "mix"}, {"lr": 0.1001, "rule": "mix"})
+    assert not tables.same_setting({"lr": 0.1}, {"lr": 0.1, "epochs": 2})
+    assert not tables.same_setting({"rule": "mix"}, {"rule": "product"}) and tables.same_setting({"n": 2}, {"n": 2})
+    assert not tables.same_setting({"x": None}, {"x": 0.0})

@@ -34,6 +34,7 @@ with :class:`TimedPart` entries:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 import numbers
@@ -59,6 +60,10 @@ class Method:
     @property
     def params(self) -> dict[str, Param]:
         """The method's hyperparameter declarations, in signature order."""
+        return dict(self._declared)
+
+    @functools.cached_property
+    def _declared(self) -> dict[str, Param]:  # read off the signature once
         return {p.name: p.default for p in inspect.signature(self.fn).parameters.values()
                 if p.kind is p.KEYWORD_ONLY and p.name not in _CONTEXT}
 
@@ -99,10 +104,18 @@ def register(name: str, *, summary: str, source: str, deviations: str = ""):
     return deco
 
 
+_LOADED = []  # set once every method module is imported
+
+
 def _load_all():
+    """Import every method module (each registers its methods), once: a scan of the package
+    folder on every lookup made a grid's worth of lookups cost minutes."""
+    if _LOADED:
+        return
     for mod in pkgutil.iter_modules(__path__):
         if not mod.name.startswith("_"):
             importlib.import_module(f"{__name__}.{mod.name}")
+    _LOADED.append(True)
 
 
 def list_methods() -> list[str]:
