@@ -171,9 +171,6 @@ def _claim_time(df, where, focus="megu") -> Claim:
     m, r = paired_values(df, focus, "retrain", "seconds") if {focus, "retrain"} <= set(df.method) else ([], [])
     if not len(m):
         return Claim(name, paper, "—", UNTESTABLE, "MeGU or retrain not run on this profile", where, method=focus)
-    if "retrain_seconds" in df:  # rows of two runs put together: each against its own run's retrain
-        own = df[df.method == focus].set_index(["request", "seed"])["retrain_seconds"].reindex(m.index)
-        r = own.fillna(r)
     saving = 100 * (1 - m.groupby(level="seed").sum() / r.groupby(level="seed").sum())
     mean, lo, hi = mean_ci(saving)
     verdict = threshold_verdict(mean, lo, hi, target, ">")

@@ -325,7 +325,8 @@ def verdict_records(cfg: ExperimentConfig, data, df: pd.DataFrame) -> VerdictRec
         f"**Every method at the better of its two searches** on the tuning task: where a method's repeated "
         f"study found the lower best gap, its rows are its runs at the repeat's choice (profile `{rep_cfg.name}`"
         f"{'; ' + moved if moved else ''}); every gap is against the retrain runs of `{cfg.name}`, and those "
-        f"rows' times are as measured in `{rep_cfg.name}`'s own run, which may have had another machine."))
+        f"rows' times, measured in `{rep_cfg.name}`'s own run (which may have had another machine), are put on "
+        f"`{cfg.name}`'s machine by the ratio of the two runs' retraining times on the same request and seed."))
 
 
 

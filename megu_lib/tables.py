@@ -407,10 +407,12 @@ def at_better_search(committed: pd.DataFrame, repeat: pd.DataFrame) -> pd.DataFr
     place of its committed rows: each method at the better of its two searches when
     ``repeat`` is a ``where_better`` profile on the same requests and seeds (e.g.
     ``main_repeat`` beside ``main``). The gaps are computed again against ``committed``'s
-    retrain runs, the one reference of every row; ``retrain_seconds`` holds the time of the
-    retrain run of each row's own profile, for times set against retraining's (the two may have
-    run on different machines). A method whose repeat lacks one of its committed (request, seed)
-    runs is an error naming them."""
+    retrain runs, the one reference of every row. The repeat's times are put on ``committed``'s
+    machine: each row's seconds times the ratio of the two runs' retraining times on its
+    (request, seed), kept in ``time_scale`` (1 for ``committed``'s own rows), so that a time is
+    read against retraining's within its own run (the two may have run on different machines).
+    A method whose repeat lacks one of its committed (request, seed) runs is an error naming
+    them."""
     from .experiments import add_gaps
     parts = []
     for scenario in scenarios_of(committed):
@@ -422,18 +424,17 @@ def at_better_search(committed: pd.DataFrame, repeat: pd.DataFrame) -> pd.DataFr
             missing = want - set(zip(rep.request[rep.method == m], rep.seed[rep.method == m]))
             check(not missing, f"at_better_search: the repeat lacks {len(missing)} of the {len(want)} runs of {m} in "
                   f"{scenario} (e.g. {min(missing, default=None)}); finish the repeat's run first")
-        parts.append(_replaced(_with_retrain_seconds(base), _with_retrain_seconds(
-            _runs_in(rep, set(zip(base.request, base.seed)))), methods))
+        rep = _runs_in(rep, set(zip(base.request, base.seed)))
+        scale = _retrain_seconds(base, rep) / _retrain_seconds(rep, rep)
+        parts.append(_replaced(base.assign(time_scale=1.0),
+                               rep.assign(seconds=rep.seconds * scale, time_scale=scale), methods))
     return add_gaps(pd.concat(parts, ignore_index=True))
 
 
-def _with_retrain_seconds(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with ``retrain_seconds``: the seconds of the retrain run of each row's own
-    (request, seed) in ``df``, so that a time set against retraining's stays within one run
-    (one machine) when rows of two runs are put together (:func:`at_better_search`)."""
-    ref = df[df.method == "retrain"].set_index(["request", "seed"])["seconds"]
-    keys = pd.MultiIndex.from_arrays([df.request, df.seed])
-    return df.assign(retrain_seconds=ref.reindex(keys).to_numpy())
+def _retrain_seconds(runs: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """The seconds of the retrain run in ``runs`` of each row's (request, seed) of ``rows``."""
+    ref = runs[runs.method == "retrain"].set_index(["request", "seed"])["seconds"]
+    return ref.reindex(pd.MultiIndex.from_arrays([rows.request, rows.seed])).to_numpy()
 
 
 def repeat_effect(committed: pd.DataFrame, repeat: pd.DataFrame, focus: str = "megu") -> tuple[pd.DataFrame, str]:
