@@ -170,7 +170,8 @@ if verdicts.at_repeat is not None:
     display(Markdown((f"*Not complete yet: {verdicts.missing}. Below, the methods and seeds it holds so far; "
                       "the tables after this section read the committed searches.*\n\n" if verdicts.missing else "")
                      + repeat_text))
-    display(repeat_table.style.hide(axis="index").set_uuid("repeat_effect"))
+    display(repeat_table.style.hide(axis="index").set_properties(**{"white-space": "normal"})
+            .set_uuid("repeat_effect"))
 else:
     display(Markdown("*No grid at a repeat's choices here*" + (f" ({verdicts.missing})" if verdicts.missing else "")
                      + "."))
