@@ -5,25 +5,32 @@
     python benchmarks/clean_run.py smoke --work /tmp/clean   # a quick try of the script itself
 
 Every stage is the CLI command a reader would type (``python -m megu_lib tune|run|privacy
-<profile>``), run with its own empty cache and results folders under ``--work`` (default
-``.cache/clean_run/<profile>``, ignored by git), so nothing committed is reused: the originals,
-the tuning tasks, the studies, every record and every shadow are made again. The committed
-records are not touched.
+<profile>``), run with its own empty cache folder (``--work``, default
+``.cache/clean_run/<profile>``, ignored by git) and its own results folder (``--results``, default
+``results/clean_run``, so ``results/clean_run/<profile>/``), so nothing committed is reused: the
+originals, the tuning tasks, the studies, every record and every shadow are made again. The
+committed records of the profile are not touched.
 
 An interrupted measurement resumes: run the same command again. The commands resume at the
-record (study trial, shadow model) they stopped at, and each stage's time is the sum of its
-segments' wall-clock times, kept in ``<work>/segments.json`` (a segment killed with its
-process counts until the last file it wrote); the work lost at an interruption (the record
-being made) is counted again when it is made again. Each segment
+record (study trial, run, shadow model) they stopped at, and each stage's time is the sum of its
+segments' wall-clock times, kept in ``results/clean_run/<profile>/segments.json`` (a running
+segment's time is written every 15 s, so one killed with its process counts until its last
+update); the work lost at an interruption
+(the record being made) is counted again when it is made again. The results folder is meant to
+be committed as the run goes (its records and studies are small JSON; the SQLite storage is
+ignored), so that a measurement longer than one working session goes on in the next one, on a
+fresh clone: what lay only in the cache (the originals, the task models) is made again there,
+and its time counts again. Each segment
 starts with a short training-throughput probe (``benchmarks/throughput.py``), so that times
 measured on different machines, or on one machine at different loads, can be compared as
 ratios. The clean run's own tuning studies — the profile's studies made again from nothing, on
 this machine — are copied, as far as they have finished, to the committed results folder as
 the replicate ``clean_run`` (``results/<profile>/tuning/replicates/clean_run/``, with the
 machine's probe in ``about.json``): chapter 05 sets them beside the committed studies
-(``--export-only`` copies them and stops). When every stage has finished, the summary goes to ``--out`` (default
-``results/<profile>/clean_run.json``): per stage its seconds and segments, the total, the
-probes, the machine.
+(``--export-only`` copies them and stops). After every segment the summary goes to ``--out``
+(default ``results/<profile>/clean_run.json``): per stage its seconds, its segments (each with
+its machine and probe) and whether it has finished, the total so far, and ``complete`` once
+every stage has finished.
 """
 import argparse
 import json
@@ -36,6 +43,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("tune", "run", "privacy")
+SHOWN = ("stage", "at", "seconds", "finished", "exit", "probe", "probes", "machine", "segments", "note")
+HEARTBEAT = 15  # seconds between two updates of a running segment's time
 
 
 def probe(env) -> dict:
@@ -46,12 +55,12 @@ def probe(env) -> dict:
     return dict(train_images_per_s=out["train_images_per_s"], threads=out["threads"])
 
 
-def export_studies(profile: str, work: Path, segments: list) -> int:
+def export_studies(profile: str, results: Path, segments: list) -> int:
     """Copy the clean run's finished studies to the committed replicate ``clean_run``."""
     from megu_lib.profile import load_config
     from megu_lib.tuning import save_replicate
     cfg = load_config(profile)
-    source = work / "results" / cfg.name / "tuning"
+    source = results / cfg.name / "tuning"
     if cfg.tuning is None or not source.is_dir():
         return 0
     tune = [s for s in segments if s["stage"] == "tune"]
@@ -66,60 +75,83 @@ def export_studies(profile: str, work: Path, segments: list) -> int:
     return len(save_replicate(cfg, "clean_run", source, about))
 
 
+def summary(profile: str, stages, segments: list) -> dict:
+    """Per stage its seconds summed over its segments, how many, whether it has finished; the total."""
+    per = {st: dict(seconds=round(sum(s["seconds"] or 0 for s in segments if s["stage"] == st), 1),
+                    segments=sum(s.get("segments", 1) for s in segments if s["stage"] == st),
+                    finished=any(s["finished"] for s in segments if s["stage"] == st)) for st in stages}
+    total = sum(v["seconds"] for v in per.values())
+    return dict(profile=profile, stages=per, total_seconds=round(total, 1), total_hours=round(total / 3600, 2),
+                complete=all(v["finished"] for v in per.values()),
+                segments=[{k: s.get(k) for k in SHOWN if s.get(k) is not None} for s in segments],
+                cpus=os.cpu_count(), threads=os.environ.get("OMP_NUM_THREADS", "default"),
+                note="from empty caches; each stage's seconds summed over its segments, each segment with the "
+                     "machine it ran on and a training-throughput probe taken at its start")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("profile")
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
-    ap.add_argument("--work", default=None, help="folder of the run's own cache and results")
+    ap.add_argument("--work", default=None, help="the run's own cache folder (default .cache/clean_run/<profile>)")
+    ap.add_argument("--results", default=None,
+                    help="the run's own results folder, meant to be committed (default results/clean_run)")
     ap.add_argument("--out", default=None, help="the summary (JSON)")
     ap.add_argument("--export-only", action="store_true",
                     help="copy the finished tuning studies to results/<profile>/tuning/replicates/clean_run and stop")
     args = ap.parse_args()
     work = Path(args.work or ROOT / ".cache" / "clean_run" / args.profile).resolve()
+    results = Path(args.results or ROOT / "results" / "clean_run").resolve()
     out = Path(args.out or ROOT / "results" / args.profile / "clean_run.json")
-    work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "MEGU_CACHE_DIR": str(work / "cache"), "MEGU_RESULTS_DIR": str(work / "results"),
+    mine = results / args.profile  # the profile's own folder under the run's results folder
+    for folder in (work, mine):
+        folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MEGU_CACHE_DIR": str(work / "cache"), "MEGU_RESULTS_DIR": str(results),
            "MEGU_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.pop("MEGU_NO_CACHE", None)
-    log_path = work / "segments.json"
+    log_path = mine / "segments.json"
     segments = json.loads(log_path.read_text()) if log_path.exists() else []
     for seg in segments:
-        if seg["seconds"] is None:  # killed with its process: it lasted until its last file was written
-            last = max((p.stat().st_mtime for p in work.rglob("*") if p.is_file() and p != log_path),
-                       default=seg["started"])
-            seg["seconds"], seg["exit"] = round(max(0.0, last - seg["started"]), 1), "killed"
+        if not seg["finished"] and seg["exit"] is None:  # killed with its process: its last heartbeat stands
+            seg["exit"] = "killed"
+            seg["seconds"] = seg["seconds"] or 0.0
     done = {s["stage"] for s in segments if s["finished"]}
     if args.export_only:
-        print(json.dumps(dict(event="export", studies=export_studies(args.profile, work, segments))), flush=True)
+        print(json.dumps(dict(event="export", studies=export_studies(args.profile, results, segments))), flush=True)
         return
+
+    def save():
+        log_path.write_text(json.dumps(segments, indent=1) + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(summary(args.profile, args.stages, segments), indent=1) + "\n")
+
     speed = probe(env)
     print(json.dumps(dict(event="probe", **speed)), flush=True)
     for stage in args.stages:
         if stage in done:
             continue
         seg = dict(stage=stage, seconds=None, finished=False, exit=None, probe=speed, started=time.time(),
-                   at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                   at=time.strftime("%Y-%m-%dT%H:%M:%S"), machine=platform.platform())
         segments.append(seg)
-        log_path.write_text(json.dumps(segments, indent=1))
-        res = subprocess.run([sys.executable, "-m", "megu_lib", stage, args.profile], env=env, cwd=ROOT)
-        seg.update(seconds=round(time.time() - seg["started"], 1), finished=res.returncode == 0, exit=res.returncode)
-        log_path.write_text(json.dumps(segments, indent=1))
+        save()
+        proc = subprocess.Popen([sys.executable, "-m", "megu_lib", stage, args.profile], env=env, cwd=ROOT)
+        while True:  # a heartbeat: a segment killed with this process keeps the time it had run
+            try:
+                code = proc.wait(timeout=HEARTBEAT)
+                break
+            except subprocess.TimeoutExpired:
+                seg["seconds"] = round(time.time() - seg["started"], 1)
+                save()
+        seg.update(seconds=round(time.time() - seg["started"], 1), finished=code == 0, exit=code)
+        save()
         print(json.dumps(dict(event="segment", **seg)), flush=True)
         if stage == "tune":
-            print(json.dumps(dict(event="export", studies=export_studies(args.profile, work, segments))), flush=True)
-        if res.returncode != 0:
-            sys.exit(f"{stage} stopped (exit {res.returncode}); run the same command again to resume")
-    stages = {st: dict(seconds=round(sum(s["seconds"] for s in segments if s["stage"] == st), 1),
-                       segments=sum(1 for s in segments if s["stage"] == st)) for st in args.stages}
-    total = sum(v["seconds"] for v in stages.values())
-    summary = dict(profile=args.profile, stages=stages, total_seconds=round(total, 1),
-                   total_hours=round(total / 3600, 2),
-                   probes=[s["probe"] for s in segments], platform=platform.platform(), cpus=os.cpu_count(),
-                   threads=os.environ.get("OMP_NUM_THREADS", "default"),
-                   note="from empty caches; each stage's seconds summed over its segments")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=1) + "\n")
-    print(json.dumps(summary))
+            print(json.dumps(dict(event="export", studies=export_studies(args.profile, results, segments))),
+                  flush=True)
+        if code != 0:
+            sys.exit(f"{stage} stopped (exit {code}); run the same command again to resume")
+    save()
+    print(json.dumps(summary(args.profile, args.stages, segments)))
 
 
 if __name__ == "__main__":

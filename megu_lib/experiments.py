@@ -359,3 +359,73 @@ def beside_verdicts(cfg: ExperimentConfig, pairs, what: str) -> str:
             f"{listed(other)}: there the repeated study was the better search on the tuning task and chose "
             f"another setting, and chapter Experiments reads those methods at it."
             + (f" For {listed(same)} the repeat chose the very same setting." if same else ""))
+
+
+# --------------------------------------------------------------------------- what a profile costs
+def _probe_speed(seg: dict) -> float | None:
+    """A clean-run segment's training throughput (images/s; the mean where it kept several probes)."""
+    probes = seg.get("probes") or ([seg["probe"]] if seg.get("probe") else [])
+    speeds = [p["train_images_per_s"] for p in probes if p.get("train_images_per_s")]
+    return float(np.mean(speeds)) if speeds else None
+
+
+def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None = None) -> tuple[pd.DataFrame, str]:
+    """What ``cfg`` costs from empty caches, as ``benchmarks/clean_run.py`` measured it
+    (``results/<profile>/clean_run.json``): one row per segment (stage, start, machine, its
+    training-throughput probe, hours as measured and scaled to the fastest probe's machine) and a
+    Markdown paragraph with the totals, set against ``budget_hours`` where given. Where ``cfg``
+    names a :func:`better_search_profile` and ``data`` is given, the paragraph adds what the second
+    search costs: its tuning stage once more, and the repeat's method runs, timed by their own
+    records in the clean run (which runs every method at the repeat's choice). ``(empty, why)``
+    when nothing is measured yet."""
+    path = cfg.results_folder() / "clean_run.json"
+    if not path.exists():
+        return pd.DataFrame(), (f"*Not measured yet: `python benchmarks/clean_run.py {cfg.name}` times the profile "
+                                f"from empty caches.*")
+    summary = json.loads(path.read_text())
+    segs = summary.get("segments") or []
+    speeds = [s for s in map(_probe_speed, segs) if s]
+    fastest = max(speeds) if speeds else None
+
+    def scaled(seg):
+        speed = _probe_speed(seg)
+        return seg["seconds"] * speed / fastest if speed and fastest else np.nan
+    rows = [dict(stage=s["stage"], started=str(s.get("at", ""))[:16].replace("T", " "),
+                 machine=str(s.get("machine", "")).split("-x86_64")[0].removeprefix("Linux-"),
+                 segments=s.get("segments", 1), finished="yes" if s["finished"] else "no",
+                 probe=_probe_speed(s), hours=s["seconds"] / 3600, hours_scaled=scaled(s) / 3600) for s in segs]
+    table = pd.DataFrame(rows).rename(columns={"probe": "probe (images/s)",
+                                               "hours_scaled": "hours at the fastest probe"})
+    stages = summary["stages"]
+    hours = {st: v["seconds"] / 3600 for st, v in stages.items()}
+    at_fastest = {st: sum(scaled(s) for s in segs if s["stage"] == st) / 3600 for st in stages}
+    parts = ", ".join(f"{st} {h:.2f} h" + ("" if stages[st]["finished"] else " so far") for st, h in hours.items())
+    state = "From empty caches" if summary.get("complete") else "**Not finished yet**; so far, from empty caches"
+    text = (f"{state}, profile `{cfg.name}` took **{sum(hours.values()):.2f} h** on 2 cores as measured ({parts}), "
+            f"on the machines below; with each segment's time scaled by its training-throughput probe to the "
+            f"fastest of them ({fastest:.0f} images/s), {sum(at_fastest.values()):.2f} h."
+            if fastest else f"{state}, profile `{cfg.name}` took {sum(hours.values()):.2f} h ({parts}).")
+    if budget_hours is not None and summary.get("complete"):
+        within = [h <= budget_hours for h in (sum(hours.values()), sum(at_fastest.values()))]
+        text += (f" Our budget is {budget_hours:g} h: " + ("within it as measured." if within[0] else
+                 "within it at the fastest probe's speed, over it on the slower machine." if within[1]
+                 else "over it."))
+    better = better_search_profile(cfg)
+    runs = cfg.results_folder().parent / "clean_run" / cfg.name / "records"
+    if better is not None and data is not None and "tune" in stages and runs.is_dir():
+        better = better.for_data(data)[0]
+        wanted = {(m, r.label(), s) for s, r, m in better.jobs(data)
+                  if better.at_repeat(m, r.scenario)}
+        got = [rec for rec in map(_read_record, sorted(runs.glob("*.json")))
+               if rec is not None and (rec["method"], rec["request"], rec["seed"]) in wanted]
+        tune_h = at_fastest["tune"] if fastest else hours["tune"]
+        whole = sum(at_fastest.values()) if fastest else sum(hours.values())
+        if len(got) == len(wanted):
+            extra = sum(r["seconds"] for r in got) / 3600
+            text += (f" The verdicts read every method at the better of two searches: the second search costs the "
+                     f"tuning stage once more ({tune_h:.2f} h) and the {len(wanted)} runs of profile `{better.name}` "
+                     f"(their unlearning times in this clean run's own records, which ran every method at the "
+                     f"repeat's choice: {extra:.2f} h; the originals and retrained models are shared), so the "
+                     f"verdicts' whole pipeline from nothing is about {whole + tune_h + extra:.2f} h "
+                     f"at the fastest probe's speed.")
+    return table, text

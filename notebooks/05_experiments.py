@@ -47,7 +47,7 @@ from megu_lib import tables as tb
 from megu_lib import tuning as tu
 from megu_lib import verdicts as vd
 from megu_lib.entanglement import overlap_with_forgotten
-from megu_lib.experiments import committed_records, verdict_records
+from megu_lib.experiments import committed_records, profile_cost, verdict_records
 from megu_lib.profile import check_parameter, records_setup
 
 check_parameter("run", run, bool, "True or False")
@@ -175,6 +175,24 @@ if verdicts.at_repeat is not None:
 else:
     display(Markdown("*No grid at a repeat's choices here*" + (f" ({verdicts.missing})" if verdicts.missing else "")
                      + "."))
+
+# %% [markdown]
+# ### What the whole profile costs from nothing
+#
+# `benchmarks/clean_run.py` times the profile from empty caches, stage by stage, in its own
+# cache and results folders: the tuning studies made again from nothing, then the whole grid.
+# The machines these sessions run on differ in speed, so each segment of the measurement
+# carries a training-throughput probe taken at its start, and the times are also given scaled
+# to the fastest probe's machine (training dominates every stage). Our budget for the main
+# profile is four hours on 2 cores.
+
+# %% tags=["remove-input"]
+cost_table, cost_text = profile_cost(cfg, data, budget_hours=4 if cfg.name == "main" else None)
+display(Markdown(cost_text))
+if not cost_table.empty:
+    display(cost_table.style.format({"probe (images/s)": "{:.0f}", "hours": "{:.2f}",
+                                     "hours at the fastest probe": "{:.2f}"}).hide(axis="index")
+            .set_uuid("profile_cost"))
 
 # %% [markdown]
 # ## The tables

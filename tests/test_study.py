@@ -456,3 +456,45 @@ def test_the_verdicts_read_each_method_at_its_better_search(tmp_path, monkeypatc
     src_path.write_text(yaml.safe_dump(raw))
     with pytest.raises(MeguError, match="notebook.better_search must name a profile, got 'no_such_profile'"):
         pf.load_config(src_path)
+
+
+def test_profile_cost_reads_the_clean_runs_summary_and_prices_the_second_search(tmp_path):
+    """experiments.profile_cost: each segment as measured and scaled by its throughput probe to the
+    fastest machine's, the budget verdict only once every stage has finished, and the second
+    search (its tuning stage again, the repeat's runs timed by the clean run's own records)."""
+    from megu_lib import experiments as ex
+    _, src_path, _, _ = _where_better(tmp_path, better_search=str(tmp_path / "again.yaml"))
+    src = pf.load_config(src_path)
+    data = pf.load_data(src)
+    table, text = ex.profile_cost(src, data, budget_hours=1.2)
+    assert table.empty and text.startswith("*Not measured yet: `python benchmarks/clean_run.py tiny`")
+    tune = dict(stage="tune", at="2026-12-03T16:21:35", seconds=3600.0, finished=True, segments=2,
+                probes=[{"train_images_per_s": 500}, {"train_images_per_s": 700}], machine="Linux-6.1-fc-v1-x86_64")
+    run = dict(stage="run", at="2026-12-04T08:45:31", seconds=1800.0, finished=False,
+               probe={"train_images_per_s": 1200}, machine="Linux-6.1-fc-v2-x86_64")
+
+    def summary(*segs):
+        stages = {s["stage"]: dict(seconds=s["seconds"], finished=s["finished"]) for s in segs}
+        (src.results_folder() / "clean_run.json").write_text(json.dumps(dict(
+            stages=stages, complete=all(s["finished"] for s in segs), segments=list(segs))))
+    src.results_folder().mkdir(parents=True, exist_ok=True)
+    summary(tune, run)
+    table, text = ex.profile_cost(src, data, budget_hours=1.2)
+    assert list(table["machine"]) == ["6.1-fc-v1", "6.1-fc-v2"] and list(table["probe (images/s)"]) == [600, 1200]
+    assert list(table["hours at the fastest probe"]) == [0.5, 0.5] and list(table["segments"]) == [2, 1]
+    assert text.startswith("**Not finished yet**; so far, from empty caches, profile `tiny` took **1.50 h**")
+    assert "(tune 1.00 h, run 0.50 h so far)" in text and "fastest of them (1200 images/s), 1.00 h." in text
+    assert "budget" not in text and "second search" not in text  # unfinished, and no records of the clean run
+    summary(tune, dict(run, finished=True))
+    records = pf.results_dir() / "clean_run" / "tiny" / "records"
+    records.mkdir(parents=True)
+    (records / "a.json").write_text(json.dumps(dict(method="ssd", request="class:Trouser", seed=0, seconds=360.0,
+                                                    metrics={})))
+    (records / "b.json").write_text(json.dumps(dict(method="finetune", request="class:Trouser", seed=0,
+                                                    seconds=3600.0, metrics={})))  # not a run of the repeat
+    text = ex.profile_cost(src, data, budget_hours=1.2)[1]
+    assert text.startswith("From empty caches, profile `tiny` took **1.50 h**")
+    assert "Our budget is 1.2 h: within it at the fastest probe's speed, over it on the slower machine." in text
+    assert "the tuning stage once more (0.50 h) and the 1 runs of profile `again`" in text
+    assert "repeat's choice: 0.10 h;" in text and "whole pipeline from nothing is about 1.60 h" in text
+    assert "within it as measured." in ex.profile_cost(src, data, budget_hours=2)[1]
