@@ -410,14 +410,24 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
         text += (f" Our budget is {budget_hours:g} h: " + ("within it as measured." if within[0] else
                  "within it at the fastest probe's speed, over it on the slower machine." if within[1]
                  else "over it."))
-    better = better_search_profile(cfg)
     runs = cfg.results_folder().parent / "clean_run" / cfg.name / "records"
-    if better is not None and data is not None and "tune" in stages and runs.is_dir():
+    made = [rec for rec in map(_read_record, sorted(runs.glob("*.json"))) if rec is not None] if runs.is_dir() else []
+    own = {}  # the run stage's records: each method's own time (training and unlearning; evaluation aside)
+    for rec in made:
+        if rec["method"] != "original":  # the original's record carries its training time, once per request
+            own[rec["method"]] = own.get(rec["method"], 0.0) + rec["seconds"] / 3600
+    if own:
+        top = sorted(own.items(), key=lambda kv: -kv[1])
+        text += (f" Where the run stage's time goes ({len(made)} records"
+                 f"{'' if stages.get('run', {}).get('finished') else ' so far'}): the methods' own times sum to "
+                 f"{sum(own.values()):.2f} h — " + ", ".join(f"`{m}` {h:.2f} h" for m, h in top)
+                 + "; the rest is the originals and the evaluation of every run.")
+    better = better_search_profile(cfg)
+    if better is not None and data is not None and "tune" in stages and made:
         better = better.for_data(data)[0]
         wanted = {(m, r.label(), s) for s, r, m in better.jobs(data)
                   if better.at_repeat(m, r.scenario)}
-        got = [rec for rec in map(_read_record, sorted(runs.glob("*.json")))
-               if rec is not None and (rec["method"], rec["request"], rec["seed"]) in wanted]
+        got = [rec for rec in made if (rec["method"], rec["request"], rec["seed"]) in wanted]
         tune_h = at_fastest["tune"] if fastest else hours["tune"]
         whole = sum(at_fastest.values()) if fastest else sum(hours.values())
         if len(got) == len(wanted):
