@@ -406,10 +406,13 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
             f"fastest of them ({fastest:.0f} images/s), {sum(at_fastest.values()):.2f} h."
             if fastest else f"{state}, profile `{cfg.name}` took {sum(hours.values()):.2f} h ({parts}).")
     if budget_hours is not None and summary.get("complete"):
-        within = [h <= budget_hours for h in (sum(hours.values()), sum(at_fastest.values()))]
-        text += (f" Our budget is {budget_hours:g} h: " + ("within it as measured." if within[0] else
-                 "within it at the fastest probe's speed, over it on the slower machine." if within[1]
-                 else "over it."))
+        total = (sum(hours.values()), sum(at_fastest.values()))
+        over = [f"{100 * (h / budget_hours - 1):.0f} %" for h in total]
+        text += (f" Our budget is {budget_hours:g} h: " + (
+            "within it as measured." if total[0] <= budget_hours else
+            f"within it at the fastest probe's speed, over it on the slower machines (by {over[0]} as measured)."
+            if total[1] <= budget_hours else
+            f"**over it**, by {over[0]} as measured and by {over[1]} at the fastest probe's speed."))
     runs = cfg.results_folder().parent / "clean_run" / cfg.name / "records"
     made = [rec for rec in map(_read_record, sorted(runs.glob("*.json"))) if rec is not None] if runs.is_dir() else []
     own = {}  # the run stage's records: each method's own time (training and unlearning; evaluation aside)

@@ -494,9 +494,12 @@ def test_profile_cost_reads_the_clean_runs_summary_and_prices_the_second_search(
                                                     seconds=3600.0, metrics={})))  # not a run of the repeat
     text = ex.profile_cost(src, data, budget_hours=1.2)[1]
     assert text.startswith("From empty caches, profile `tiny` took **1.50 h**")
-    assert "Our budget is 1.2 h: within it at the fastest probe's speed, over it on the slower machine." in text
+    assert "Our budget is 1.2 h: within it at the fastest probe's speed, over it on the slower machines (by 25 % " \
+           "as measured)." in text
     assert "Where the run stage's time goes (2 records): the methods' own times sum to 1.10 h — `finetune` 1.00 h, " \
            "`ssd` 0.10 h; the rest" in text
     assert "the tuning stage once more (0.50 h) and the 1 runs of profile `again`" in text
     assert "repeat's choice: 0.10 h;" in text and "whole pipeline from nothing is about 1.60 h" in text
     assert "within it as measured." in ex.profile_cost(src, data, budget_hours=2)[1]
+    assert "Our budget is 0.8 h: **over it**, by 88 % as measured and by 25 % at the fastest probe's speed." \
+        in ex.profile_cost(src, data, budget_hours=0.8)[1]
