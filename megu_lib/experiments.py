@@ -413,6 +413,10 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
             f"within it at the fastest probe's speed, over it on the slower machines (by {over[0]} as measured)."
             if total[1] <= budget_hours else
             f"**over it**, by {over[0]} as measured and by {over[1]} at the fastest probe's speed."))
+    noted = sum(bool(s.get("note")) for s in segs)
+    if noted:  # what was cut, removed or made again: the reader can check the accounting
+        text += (f" {noted} of the {len(segs)} segments carry a note on what was cut, removed or made again "
+                 f"(`results/clean_run/{cfg.name}/segments.json`, the table's rows in order).")
     runs = cfg.results_folder().parent / "clean_run" / cfg.name / "records"
     made = [rec for rec in map(_read_record, sorted(runs.glob("*.json"))) if rec is not None] if runs.is_dir() else []
     own = {}  # the run stage's records: each method's own time (training and unlearning; evaluation aside)

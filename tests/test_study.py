@@ -485,6 +485,10 @@ def test_profile_cost_reads_the_clean_runs_summary_and_prices_the_second_search(
     assert text.startswith("**Not finished yet**; so far, from empty caches, profile `tiny` took **1.50 h**")
     assert "(tune 1.00 h, run 0.50 h so far)" in text and "fastest of them (1200 images/s), 1.00 h." in text
     assert "budget" not in text and "second search" not in text  # unfinished, and no records of the clean run
+    assert "carry a note" not in text
+    summary(dict(tune, note="restored"), run)
+    assert "1 of the 2 segments carry a note on what was cut, removed or made again (`results/clean_run/tiny/" \
+        in ex.profile_cost(src, data)[1]
     summary(tune, dict(run, finished=True))
     records = pf.results_dir() / "clean_run" / "tiny" / "records"
     records.mkdir(parents=True)
