@@ -29,15 +29,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_jobs(profile: str, request: str, seed: int, methods: list, cache: str) -> dict:
-    """Run ``methods`` one after another in this process: {method: (seconds reported, wall, gap keys)}."""
+    """Run ``methods`` one after another in this process: {method: {reported seconds, wall seconds,
+    the gap's metrics}}, and the thread count under ``_threads``."""
     import torch
 
     from megu_lib.experiments import run_one
+    from megu_lib.metrics import GAP_KEYS
     from megu_lib.profile import load_config, load_data
     cfg = load_config(profile)
     data = load_data(cfg)
     cfg, _ = cfg.for_data(data)
-    req = next(r for s, r in cfg.originals(data) if s == seed and r.label() == request)
+    requests = {r.label(): r for s, r in cfg.originals(data) if s == seed}
+    if request not in requests:
+        sys.exit(f"--request {request!r} is not a request of profile {profile} for seed {seed}; "
+                 f"choose one of: {', '.join(requests)}")
+    req = requests[request]
     original = cfg.original_model(data, seed, req.level, cache=cache, device="cpu", progress=False)
     out = {}
     for m in methods:
@@ -45,7 +51,7 @@ def run_jobs(profile: str, request: str, seed: int, methods: list, cache: str) -
         _, rec = run_one(cfg, data, req, m, seed, original=original, cache=False, device="cpu", progress=False,
                          environment={})
         out[m] = dict(reported=rec["seconds"], wall=time.perf_counter() - t,
-                      metrics={k: rec["metrics"][k] for k in ("retain_acc", "forget_acc", "test_acc", "mia")})
+                      metrics={k: rec["metrics"][k] for k in GAP_KEYS})
     out["_threads"] = torch.get_num_threads()
     return out
 

@@ -399,14 +399,14 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
     stages = summary["stages"]
     hours = {st: v["seconds"] / 3600 for st, v in stages.items()}
     at_fastest = {st: sum(scaled(s) for s in segs if s["stage"] == st) / 3600 for st in stages}
+    total = (sum(hours.values()), sum(at_fastest.values()))  # hours as measured, and at the fastest probe
     parts = ", ".join(f"{st} {h:.2f} h" + ("" if stages[st]["finished"] else " so far") for st, h in hours.items())
     state = "From empty caches" if summary.get("complete") else "**Not finished yet**; so far, from empty caches"
-    text = (f"{state}, profile `{cfg.name}` took **{sum(hours.values()):.2f} h** on 2 cores as measured ({parts}), "
+    text = (f"{state}, profile `{cfg.name}` took **{total[0]:.2f} h** on 2 cores as measured ({parts}), "
             f"on the machines below; with each segment's time scaled by its training-throughput probe to the "
-            f"fastest of them ({fastest:.0f} images/s), {sum(at_fastest.values()):.2f} h."
-            if fastest else f"{state}, profile `{cfg.name}` took {sum(hours.values()):.2f} h ({parts}).")
+            f"fastest of them ({fastest:.0f} images/s), {total[1]:.2f} h."
+            if fastest else f"{state}, profile `{cfg.name}` took {total[0]:.2f} h ({parts}).")
     if budget_hours is not None and summary.get("complete"):
-        total = (sum(hours.values()), sum(at_fastest.values()))
         over = [f"{100 * (h / budget_hours - 1):.0f} %" for h in total]
         text += (f" Our budget is {budget_hours:g} h: " + (
             "within it as measured." if total[0] <= budget_hours else
@@ -436,7 +436,7 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
                   if better.at_repeat(m, r.scenario)}
         got = [rec for rec in made if (rec["method"], rec["request"], rec["seed"]) in wanted]
         tune_h = at_fastest["tune"] if fastest else hours["tune"]
-        whole = sum(at_fastest.values()) if fastest else sum(hours.values())
+        whole = total[1] if fastest else total[0]
         if len(got) == len(wanted):
             extra = sum(r["seconds"] for r in got) / 3600
             text += (f" The verdicts read every method at the better of two searches: the second search costs the "
