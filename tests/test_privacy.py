@@ -295,6 +295,52 @@ def test_forget_quality_best_when_identical_worst_when_separable():
     assert 1.0 > iid.score > 2 * shifted.score
 
 
+def _interval_rules_by_enumeration(peaky, other, width):
+    """Every interval rule counted one by one, as the competition's code does: the reference
+    that the counting by places in ``_interval_rules`` must match (as a set of pairs)."""
+    from megu_lib.privacy import FQ_INTERVAL_MARGIN, FQ_THRESHOLDS_PER_UNIT, _grid
+    right = _grid(peaky[0] + width - FQ_INTERVAL_MARGIN, peaky[-1] + FQ_INTERVAL_MARGIN)
+    shifts = np.linspace(-FQ_INTERVAL_MARGIN, FQ_INTERVAL_MARGIN,
+                         math.ceil(2 * FQ_INTERVAL_MARGIN * FQ_THRESHOLDS_PER_UNIT))
+    left = (right[:, None] - width + shifts[None, :]).ravel()
+    right = np.repeat(right, len(shifts))
+    within = lambda x: np.searchsorted(x, right, side="right") - np.searchsorted(x, left, side="left")
+    return set(zip(within(peaky).tolist(), within(other).tolist()))
+
+
+def test_interval_rules_are_the_enumerated_rules():
+    from megu_lib.privacy import _interval_rules
+    rng = np.random.default_rng(3)
+    cases = []
+    for n in (3, 8, 16):
+        for _ in range(15):
+            cases.append((rng.normal(0, rng.uniform(0.2, 3), n), rng.normal(rng.uniform(-2, 2), 1, n)))
+        # ties within and across the samples, values on the rules' grid, one sample inside the other
+        grid = np.round(rng.uniform(-1, 1, (2, n)), 2)
+        cases += [(grid[0], grid[1]), (grid[0], grid[0].copy()), (np.linspace(0, 1, n), np.linspace(-3, 3, n)),
+                  (np.r_[np.zeros(n - 1), 0.5], np.r_[np.zeros(n - 1), 0.25])]
+    for a, b in cases:
+        a, b = np.sort(a), np.sort(b)
+        (peaky, other) = (a, b) if np.ptp(a) < np.ptp(b) else (b, a)
+        width = np.ptp(peaky)
+        tp, fp, n_p, n_o = _interval_rules(peaky, other, width)
+        assert (n_p, n_o) == (len(peaky), len(other))
+        assert set(zip(tp.tolist(), fp.tolist())) == _interval_rules_by_enumeration(peaky, other, width)
+
+
+def test_edges_at_or_below_counts_the_summed_edges_exactly():
+    # values placed on the edges themselves and one rounding step either side of them
+    from megu_lib.privacy import _edges_at_or_below
+    rng = np.random.default_rng(5)
+    shifts = np.linspace(-2, 2, 400)
+    base = rng.uniform(-3, 3, 50)
+    on = (base[:7, None] + shifts[rng.integers(0, 400, 7)][:, None]).ravel()
+    values = np.sort(np.concatenate([on, np.nextafter(on, np.inf), np.nextafter(on, -np.inf),
+                                     rng.uniform(-6, 6, 20), [-100.0, 100.0]]))
+    exact = (base[:, None, None] + shifts[None, None, :] <= values[None, :, None]).sum(2)
+    np.testing.assert_array_equal(_edges_at_or_below(base, shifts, values), exact)
+
+
 def test_forget_quality_points_per_bucket():
     eps = np.array([0, 0.49, 0.5, 0.99, 1.0, 1.49, 1.5, 1.99, 2.0, FQ_EPSILON_CAP])
     points, max_eps = _points(eps, n_models=4)  # ceil(ln 3) = 2: four buckets
