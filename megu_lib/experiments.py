@@ -96,6 +96,30 @@ def original_record(cfg: ExperimentConfig, data, request, seed: int, original, *
                 finished=_now())
 
 
+def request_records(cfg: ExperimentConfig, data, request, methods, seed: int, *, original=None, run: bool = False,
+                    device=None, out_dir=None) -> tuple[dict, bool]:
+    """The records of ``methods`` on one request and seed, with the original's (key
+    ``"original"``): the profile's committed records when every one of them exists and not
+    ``run`` — the very runs the result chapters tabulate —, else made here as the runner makes
+    them (:func:`run_one`, :func:`original_record`; ``original``: the profile's original for
+    ``seed``, trained or loaded when None; ``out_dir``: the results folder, as for
+    :func:`profile_records`). Returns ``(records, committed)``."""
+    methods = list(methods)
+    check(methods and all(isinstance(m, str) and m != "original" for m in methods),
+          f"request_records needs method names (the original's record comes with them), got {methods!r}")
+    if not run:
+        folder = cfg.records_folder(out_dir)
+        found = {m: _read_record(folder / cfg.record_name(data, request, m, seed)) for m in ["original", *methods]}
+        if all(found.values()):
+            return found, True
+    if original is None:
+        original = cfg.original_model(data, seed, request.level, device=device)
+    made = {"original": original_record(cfg, data, request, seed, original, device=device)}
+    for m in methods:
+        made[m] = run_one(cfg, data, request, m, seed, original=original, device=device)[1]
+    return made, False
+
+
 def _write(path: Path, record: dict) -> None:
     atomic_write_bytes(path, json.dumps(record, indent=1, default=float).encode())
 

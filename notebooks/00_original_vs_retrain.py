@@ -27,18 +27,19 @@ dataset = None  # None: the profile's data set; else a name or an image folder
 forget_class = None  # None: the profile's notebook.forget_class
 seed = None  # None: the profile's first seed
 device = None  # None: the profile's device
+rerun = False  # True: retrain here even where the profile's committed records hold this run
 
 # %% tags=["hide-input"]
 import pandas as pd
 from myst_nb import glue
 
-import megu_lib as ml
+from megu_lib.experiments import request_records
 from megu_lib.plotting import glue_figure, per_class_bars, show_examples
-from megu_lib.profile import chapter_setup
+from megu_lib.profile import chapter_setup, check_parameter
 
+check_parameter("rerun", rerun, bool, "True or False")
 setup = chapter_setup(profile, dataset=dataset, device=device, seed=seed, forget_class=forget_class)
 cfg, seed, data, request, original = setup.cfg, setup.seed, setup.data, setup.request, setup.original
-max_retain_eval = cfg.eval.get("max_retain")
 print(f"profile {cfg.name!r}: {cfg.description}")
 print(data)
 print(request)
@@ -64,17 +65,23 @@ glue_figure("fig-00-examples", fig)
 #
 # Both models use the same architecture, schedule and seed; the retrained model starts
 # from a fresh initialisation (every layer, not only the last) and never sees the
-# forgotten class. Both are cached by a hash of everything that determines them, so a
-# re-run of this page does not train again.
+# forgotten class. Both are evaluated exactly as the experiments evaluate every method. On a
+# profile whose experiments are committed (the main one), the two rows below are the
+# experiments' own records of this seed and class — the runs that chapter
+# [Experiments](05_experiments.ipynb) ranks every method against —, and nothing is retrained
+# here (the parameter `rerun` retrains anyway). Elsewhere both runs are made here and cached
+# by a hash of everything that determines them, so a re-run of this page does not train again.
 
 # %% tags=["hide-input"]
-retrained, retrain_seconds, _ = ml.unlearn("retrain", original, data, request, device=cfg.device)
-rows = {name: ml.evaluate(model, data, request, max_retain=max_retain_eval, seed=seed, per_class=True)
-        for name, model in (("original", original), ("retrain", retrained))}
-accuracies = {name: metrics.pop("per_class") for name, metrics in rows.items()}  # per class, from the same pass
+records, committed = request_records(cfg, data, request, ["retrain"], seed, original=original, run=rerun)
+rows = {name: dict(rec["metrics"]) for name, rec in records.items()}
+accuracies = {name: rec["per_class"] for name, rec in records.items()}
+retrain_seconds = records["retrain"]["seconds"]
 table = pd.DataFrame(rows).T[["retain_acc", "forget_acc", "test_acc", "test_retain_acc",
                               "test_forget_acc", "mia", "mia_loss"]]
-table["seconds"] = [original.train_seconds, retrain_seconds]
+table["seconds"] = [records["original"]["train_seconds"], retrain_seconds]
+print(f"the experiments' committed records of seed {seed} (finished {records['retrain']['finished'][:10]}); "
+      "nothing retrained here" if committed else "made here, as the experiments make them")
 table.T.round(2)  # one row per measure: the page's column holds it whole
 
 # %% tags=["remove-cell"]

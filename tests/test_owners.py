@@ -14,7 +14,7 @@ import yaml
 import megu_lib as ml
 from megu_lib import MeguError, hparams
 from megu_lib import profile as pf
-from megu_lib.experiments import load_records, profile_records, run_experiments, run_one
+from megu_lib.experiments import load_records, profile_records, request_records, run_experiments, run_one
 from megu_lib.methods import TimedPart, Timing, get_method, list_methods
 from megu_lib.methods.megu import VARIANTS, megu_parts
 
@@ -181,6 +181,22 @@ def test_chapter_run_and_record_agree(tmp_path):
     (out / "records" / "zz-other-data.json").write_text(json.dumps({**stray, "method": "finetune"}))
     assert "finetune" in set(load_records(out).method)
     assert "finetune" not in set(profile_records(cfg, data, out_dir=out).method)
+    # chapter 00's rows: the committed records where they all exist, else made here as the runner makes them
+    rows, committed = request_records(cfg, data, request, ["megu"], 0, out_dir=out)
+    assert committed and rows["megu"]["metrics"] == stored_record(out, cfg, data, request, "megu")["metrics"]
+    assert rows["original"]["method"] == "original"
+    made, committed = request_records(cfg, data, request, ["megu"], 0, original=original, run=True, out_dir=out)
+    assert not committed and made["megu"]["metrics"] == record["metrics"]
+    assert made["original"]["metrics"] == rows["original"]["metrics"]  # the same original, the same evaluation
+    (out / "records" / cfg.record_name(data, request, "retrain", 0)).unlink()
+    assert not request_records(cfg, data, request, ["retrain"], 0, original=original, out_dir=out)[1]
+    with pytest.raises(MeguError, match="needs method names") as err:
+        request_records(cfg, data, request, ["original"], 0, out_dir=out)
+    assert "\n" not in str(err.value)
+
+
+def stored_record(out, cfg, data, request, method, seed=0):
+    return json.loads((out / "records" / cfg.record_name(data, request, method, seed)).read_text())
 
 
 def test_megu_parts_checks_and_variants(trained_small, small):
