@@ -393,6 +393,37 @@ def _probe_speed(seg: dict) -> float | None:
     return float(np.mean(speeds)) if speeds else None
 
 
+def clean_run_folder(cfg: ExperimentConfig) -> Path:
+    """Where ``benchmarks/clean_run.py`` keeps the profile's run from empty caches (its records,
+    studies and segments), beside the profile's own results."""
+    return cfg.results_folder().parent / "clean_run" / cfg.name
+
+
+def clean_run_records(cfg: ExperimentConfig, data) -> tuple[pd.DataFrame | None, str]:
+    """The grid that the profile's clean run made from nothing (its own tuning studies, its own
+    originals and retrained models, on its machines), as records with gaps to its own retrain
+    runs, when its run stage finished with a record for every (seed, request, method) of the
+    grid and every original; else ``(None, why)``. Its record files are named by its own
+    tuned settings, so they are matched by run, not by name; anything else in the folder is
+    left out."""
+    summary = cfg.results_folder() / "clean_run.json"
+    try:
+        finished = json.loads(summary.read_text())["stages"]["run"]["finished"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, f"no finished run stage in {shown_path(summary)}"
+    folder = clean_run_folder(cfg) / "records"
+    wanted = {(m, r.label(), s) for s, r, m in cfg.jobs(data)} | {("original", r.label(), s)
+                                                                  for s, r in cfg.originals(data)}
+    made = {}
+    for rec in map(_read_record, sorted(folder.glob("*.json")) if folder.is_dir() else []):
+        if rec is not None and (rec.get("method"), rec.get("request"), rec.get("seed")) in wanted:
+            made[(rec["method"], rec["request"], rec["seed"])] = rec
+    if not finished or len(made) != len(wanted):
+        return None, (f"{len(made)} of the grid's {len(wanted)} runs in {shown_path(folder)}"
+                      + ("" if finished else ", its run stage not finished"))
+    return add_gaps(pd.DataFrame([record_row(rec) for rec in made.values()])), ""
+
+
 def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None = None) -> tuple[pd.DataFrame, str]:
     """What ``cfg`` costs from empty caches, as ``benchmarks/clean_run.py`` measured it
     (``results/<profile>/clean_run.json``): one row per segment (stage, start, machine, its
@@ -441,7 +472,7 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
     if noted:  # what was cut, removed or made again: the reader can check the accounting
         text += (f" {noted} of the {len(segs)} segments carry a note on what was cut, removed or made again "
                  f"(`results/clean_run/{cfg.name}/segments.json`, the table's rows in order).")
-    runs = cfg.results_folder().parent / "clean_run" / cfg.name / "records"
+    runs = clean_run_folder(cfg) / "records"
     made = [rec for rec in map(_read_record, sorted(runs.glob("*.json"))) if rec is not None] if runs.is_dir() else []
     own = {}  # the run stage's records: each method's own time (training and unlearning; evaluation aside)
     for rec in made:

@@ -329,6 +329,45 @@ def profile_comparison(frames: dict, methods=None) -> pd.DataFrame:
     return out
 
 
+def replication_table(frames: dict, methods=None, focus: str = "megu",
+                      focus_label: str = "MeGU") -> tuple[pd.DataFrame, str]:
+    """One profile's grid run more than once (``frames``: label -> records with gaps, the first
+    the reference): each method's mean gap to retrain over all scenarios weighted equally and
+    its rank in every run (:func:`profile_comparison`, times left out), and a Markdown sentence
+    — per run, the closest method, ``focus``'s rank and its paired difference to the best
+    baseline (:func:`megu_lib.stats.standing`), and the rank correlation of each run's order
+    with the first's (Spearman over the methods both ranked)."""
+    from .stats import standing
+    check(isinstance(frames, dict) and len(frames) >= 2, "replication_table needs two or more runs (label -> records)")
+    table = profile_comparison(frames, methods)
+    table = table.drop(columns=[c for c in table.columns if c[1] == RANKING_LABELS["seconds"]])
+    first = next(iter(frames))
+    rank = RANKING_LABELS["rank"]
+    parts, signs = [], []
+    for label, df in frames.items():
+        row = standing(df, methods if methods is not None else main_methods(df), focus).loc["all"]
+        text = f"in *{label}*, **{row.closest}** is closest to retrain ({row.closest_gap:.2f} points)"
+        if np.isfinite(row.get("focus_rank", np.nan)):
+            text += f" and {focus_label} ranks {int(row.focus_rank)} of {int(row.n_methods)} ({row.focus_gap:.2f}"
+            if isinstance(row.get("best_baseline"), str) and np.isfinite(row.get("diff_low", np.nan)):
+                text += (f"; {row['diff']:+.2f} [{row.diff_low:+.2f}, {row.diff_high:+.2f}] against the best "
+                         f"baseline, {row.best_baseline}")
+                signs.append(1 if row.diff_low > 0 else -1 if row.diff_high < 0 else 0)
+            text += ")"
+        if label != first:
+            rho = spearman(table[(first, rank)].astype(float), table[(label, rank)].astype(float))
+            text += f"; its order against the first run's: Spearman ρ = {rho:.2f}"
+        parts.append(text)
+    text = "; ".join(parts)
+    text = text[0].upper() + text[1:] + "."
+    if len(signs) == len(frames):
+        text += (f" In every run {focus_label} is **further from retrain than the best baseline** (the interval of "
+                 "the difference lies above 0)." if set(signs) == {1} else
+                 f" In every run {focus_label} is **closer to retrain than the best baseline**." if set(signs) == {-1}
+                 else f" Whether {focus_label} is closer to retrain than the best baseline **depends on the run**.")
+    return table, text
+
+
 def tuning_effect(tuned: pd.DataFrame, defaults: pd.DataFrame, methods=None) -> tuple[pd.DataFrame, str]:
     """Each method's mean gap to retrain (points) tuned and at its reference defaults, on the
     (request, seed) runs both record sets hold, per scenario (columns ``(scenario, "tuned" |

@@ -2,11 +2,13 @@
 MeGU's parts shared with its chapter, the typed time accounting, model/data/request checks."""
 import json
 import random
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -14,7 +16,15 @@ import yaml
 import megu_lib as ml
 from megu_lib import MeguError, hparams
 from megu_lib import profile as pf
-from megu_lib.experiments import load_records, profile_records, request_records, run_experiments, run_one
+from megu_lib.experiments import (
+    clean_run_folder,
+    clean_run_records,
+    load_records,
+    profile_records,
+    request_records,
+    run_experiments,
+    run_one,
+)
 from megu_lib.methods import TimedPart, Timing, get_method, list_methods
 from megu_lib.methods.megu import VARIANTS, megu_parts
 
@@ -153,7 +163,7 @@ def test_another_data_set_gets_its_own_results_folder(tmp_path):
 
 
 @pytest.mark.slow
-def test_chapter_run_and_record_agree(tmp_path):
+def test_chapter_run_and_record_agree(tmp_path, monkeypatch):
     """Chapter 04 shows MeGU through run_one; the runner's record of the same request and seed
     holds the same numbers, and megu_parts gives what megu() trains with."""
     cfg = pf.load_config(_tiny(tmp_path, methods=["retrain", "megu"]))
@@ -193,6 +203,20 @@ def test_chapter_run_and_record_agree(tmp_path):
     with pytest.raises(MeguError, match="needs method names") as err:
         request_records(cfg, data, request, ["original"], 0, out_dir=out)
     assert "\n" not in str(err.value)
+    # the clean run's grid: read only when its run stage finished with every record of the grid
+    results = tmp_path / "results"
+    monkeypatch.setenv("MEGU_RESULTS_DIR", str(results))
+    assert clean_run_records(cfg, data)[0] is None and "no finished run stage" in clean_run_records(cfg, data)[1]
+    (results / "tiny").mkdir(parents=True)
+    (results / "tiny" / "clean_run.json").write_text(json.dumps({"stages": {"run": {"finished": True}}}))
+    shutil.copytree(out / "records", clean_run_folder(cfg) / "records")
+    n = len(cfg.record_files(data))
+    assert clean_run_records(cfg, data) == (None, f"{n - 1} of the grid's {n} runs in results/clean_run/tiny/records")
+    rerun = run_one(cfg, data, request, "retrain", 0, original=original)[1]
+    (clean_run_folder(cfg) / "records" / cfg.record_name(data, request, "retrain", 0)).write_text(json.dumps(rerun))
+    clean, why = clean_run_records(cfg, data)  # the stray record of above stays out
+    assert why == "" and len(clean) == n and set(clean.method) == {"original", "retrain", "megu"}
+    assert np.isfinite(clean.set_index("method").loc["megu", "gap"])
 
 
 def stored_record(out, cfg, data, request, method, seed=0):

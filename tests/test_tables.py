@@ -1,6 +1,7 @@
 """megu_lib.tables, claims and the records figures: the tables, sentences, figures and verdicts of the chapters on
 experiments, ablations and claims — on synthetic records (fast), and once on a tiny real run."""
 import json
+import re
 import warnings
 
 import matplotlib
@@ -303,6 +304,25 @@ def test_profile_comparison_side_by_side():
     assert len(fig.axes[0].patches) >= 2 * len(table) - 1
     with pytest.raises(MeguError, match="mapping"):
         tables.profile_comparison({})
+
+
+def test_replication_table_ranks_every_run_and_says_what_holds():
+    first = _records(VALUES, seeds=(0, 1, 2))
+    # the second run: finetune much better, megu slightly worse; the rest as before
+    again = _records(VALUES | {"finetune": dict(retain_acc=-0.1, seconds=50), "megu": dict(retain_acc=-1, seconds=20)},
+                     seeds=(0, 1, 2), jitter=0.3)
+    table, text = tables.replication_table({"committed": first, "again": again})
+    gap, rank = tables.RANKING_LABELS["gap"], tables.RANKING_LABELS["rank"]
+    assert list(table.columns) == [("committed", gap), ("committed", rank), ("again", gap), ("again", rank)]
+    assert list(table.index) == list(tables.gap_ranking(first).index)  # the first run's order
+    assert table.loc["megu", ("committed", rank)] == 1 and table.loc["finetune", ("again", rank)] == 1
+    assert text.startswith("In *committed*, **megu** is closest") and "in *again*, **finetune** is closest" in text
+    assert "MeGU ranks 2 of" in text and "against the best baseline, finetune" in text
+    rho = float(re.search(r"Spearman ρ = (-?[0-9.]+\d)", text).group(1))
+    assert 0 < rho < 1  # the order moved, but not all of it
+    assert "depends on the run" in text  # closer in the first run, further in the second
+    with pytest.raises(MeguError, match="two or more runs"):
+        tables.replication_table({"committed": first})
 
 
 def test_chapter_setup_picks_the_forget_class(tmp_path):
