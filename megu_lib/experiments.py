@@ -471,7 +471,7 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
     noted = sum(bool(s.get("note")) for s in segs)
     if noted:  # what was cut, removed or made again: the reader can check the accounting
         text += (f" {noted} of the {len(segs)} segments carry a note on what was cut, removed or made again "
-                 f"(`results/clean_run/{cfg.name}/segments.json`, the table's rows in order).")
+                 f"(`{shown_path(clean_run_folder(cfg) / 'segments.json')}`, the table's rows in order).")
     runs = clean_run_folder(cfg) / "records"
     made = [rec for rec in map(_read_record, sorted(runs.glob("*.json"))) if rec is not None] if runs.is_dir() else []
     own = {}  # the run stage's records: each method's own time (training and unlearning; evaluation aside)
