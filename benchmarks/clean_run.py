@@ -27,7 +27,10 @@ ratios. The clean run's own tuning studies — the profile's studies made again 
 this machine — are copied, as far as they have finished, to the committed results folder as
 the replicate ``clean_run`` (``results/<profile>/tuning/replicates/clean_run/``, with the
 machine's probe in ``about.json``): chapter 05 sets them beside the committed studies
-(``--export-only`` copies them and stops). After every segment the summary goes to ``--out``
+(``--export-only`` copies them and stops; ``--no-export`` leaves the replicate as it is, for a
+stage timed again in folders of its own:
+``--stages tune --work .cache/clean_run/main-again --results results/clean_run_again
+--out results/main/clean_run_again.json --no-export``). After every segment the summary goes to ``--out``
 (default ``results/<profile>/clean_run.json``): per stage its seconds, its segments (each with
 its machine and probe) and whether it has finished, the total so far, and ``complete`` once
 every stage has finished.
@@ -97,6 +100,8 @@ def main():
     ap.add_argument("--results", default=None,
                     help="the run's own results folder, meant to be committed (default results/clean_run)")
     ap.add_argument("--out", default=None, help="the summary (JSON)")
+    ap.add_argument("--no-export", action="store_true",
+                    help="leave the committed replicate clean_run as it is (a stage timed again in folders of its own)")
     ap.add_argument("--export-only", action="store_true",
                     help="copy the finished tuning studies to results/<profile>/tuning/replicates/clean_run and stop")
     args = ap.parse_args()
@@ -145,7 +150,7 @@ def main():
         seg.update(seconds=round(time.time() - seg["started"], 1), finished=code == 0, exit=code)
         save()
         print(json.dumps(dict(event="segment", **seg)), flush=True)
-        if stage == "tune":
+        if stage == "tune" and not args.no_export:
             print(json.dumps(dict(event="export", studies=export_studies(args.profile, results, segments))),
                   flush=True)
         if code != 0:
