@@ -393,6 +393,44 @@ def _probe_speed(seg: dict) -> float | None:
     return float(np.mean(speeds)) if speeds else None
 
 
+def _machine(seg: dict) -> str:
+    return str(seg.get("machine", "")).split("-x86_64")[0].removeprefix("Linux-")
+
+
+def _timed_again(cfg: ExperimentConfig, summary: dict, budget_hours: float | None) -> str:
+    """A sentence on the stages of the clean run timed again from nothing, in folders of their
+    own (``results/<profile>/clean_run_again.json``: ``benchmarks/clean_run.py --no-export``):
+    each beside its first measurement, and the whole profile measured on one machine type where
+    the stages not timed again ran on the same type as those that were. Empty without one."""
+    path = cfg.results_folder() / "clean_run_again.json"
+    try:
+        again = json.loads(path.read_text())
+        done = {st: v["seconds"] / 3600 for st, v in again["stages"].items() if v["finished"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
+    if not done:
+        return ""
+    segs, first = again.get("segments") or [], summary["stages"]
+    timed = "; ".join(
+        f"the {st} stage took {h:.2f} h (first measurement {first[st]['seconds'] / 3600:.2f} h)" if st in first
+        else f"the {st} stage took {h:.2f} h" for st, h in done.items())
+    kinds = sorted({_machine(s) for s in segs if s["stage"] in done})
+    speeds = [v for v in (_probe_speed(s) for s in segs if s["stage"] in done) if v]
+    text = (f" Timed again from nothing in folders of their own (`{shown_path(path)}`; machine "
+            f"{', '.join(kinds)}" + (f", probe {np.mean(speeds):.0f} images/s" if speeds else "") + f"): {timed}.")
+    rest = [s for s in summary.get("segments") or [] if s["stage"] not in done]
+    if summary.get("complete") and len(kinds) == 1 and rest and {_machine(s) for s in rest} == set(kinds):
+        whole = sum(done.values()) + sum(v["seconds"] for st, v in first.items() if st not in done) / 3600
+        text += (f" With the other stages' own times, measured on the same machine type, the whole profile takes "
+                 f"**{whole:.2f} h** as measured on one machine type")
+        if budget_hours is not None:
+            text += (" — within our budget." if whole <= budget_hours else
+                     f" — over our budget by {100 * (whole / budget_hours - 1):.0f} %.")
+        else:
+            text += "."
+    return text
+
+
 def clean_run_folder(cfg: ExperimentConfig) -> Path:
     """Where ``benchmarks/clean_run.py`` keeps the profile's run from empty caches (its records,
     studies and segments), beside the profile's own results."""
@@ -446,7 +484,7 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
         speed = _probe_speed(seg)
         return seg["seconds"] * speed / fastest if speed and fastest else np.nan
     rows = [dict(stage=s["stage"], started=str(s.get("at", ""))[:16].replace("T", " "),
-                 machine=str(s.get("machine", "")).split("-x86_64")[0].removeprefix("Linux-"),
+                 machine=_machine(s),
                  segments=s.get("segments", 1), finished="yes" if s["finished"] else "no",
                  probe=_probe_speed(s), hours=s["seconds"] / 3600, hours_scaled=scaled(s) / 3600) for s in segs]
     table = pd.DataFrame(rows).rename(columns={"probe": "probe (images/s)",
@@ -468,6 +506,7 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
             f"within it at the fastest probe's speed, over it on the slower machines (by {over[0]} as measured)."
             if total[1] <= budget_hours else
             f"**over it**, by {over[0]} as measured and by {over[1]} at the fastest probe's speed."))
+    text += _timed_again(cfg, summary, budget_hours)
     noted = sum(bool(s.get("note")) for s in segs)
     if noted:  # what was cut, removed or made again: the reader can check the accounting
         text += (f" {noted} of the {len(segs)} segments carry a note on what was cut, removed or made again "

@@ -507,3 +507,18 @@ def test_profile_cost_reads_the_clean_runs_summary_and_prices_the_second_search(
     assert "within it as measured." in ex.profile_cost(src, data, budget_hours=2)[1]
     assert "Our budget is 0.8 h: **over it**, by 88 % as measured and by 25 % at the fastest probe's speed." \
         in ex.profile_cost(src, data, budget_hours=0.8)[1]
+    # a stage timed again from nothing in folders of its own (benchmarks/clean_run.py --no-export)
+    again = dict(tune, seconds=2520.0, segments=1, probes=None, probe={"train_images_per_s": 1150},
+                 machine="Linux-6.1-fc-v2-x86_64")
+
+    def timed_again(seg):
+        (src.results_folder() / "clean_run_again.json").write_text(json.dumps(dict(
+            stages={"tune": dict(seconds=seg["seconds"], finished=True)}, segments=[seg])))
+    timed_again(again)
+    text = ex.profile_cost(src, data, budget_hours=1.2)[1]
+    assert "machine 6.1-fc-v2, probe 1150 images/s): the tune stage took 0.70 h (first measurement 1.00 h)." in text
+    assert "the whole profile takes **1.20 h** as measured on one machine type — within our budget." in text
+    assert "over our budget by 50 %" in ex.profile_cost(src, data, budget_hours=0.8)[1]
+    timed_again(dict(again, machine="Linux-6.1-fc-v3-x86_64"))  # not the run stage's machine type: no sum
+    text = ex.profile_cost(src, data, budget_hours=1.2)[1]
+    assert "the tune stage took 0.70 h" in text and "one machine type" not in text
