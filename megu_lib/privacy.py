@@ -438,10 +438,6 @@ def _count_at_least(sorted_x: np.ndarray, t: np.ndarray) -> np.ndarray:
     return len(sorted_x) - np.searchsorted(sorted_x, t, side="left")
 
 
-def _count_within(sorted_x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.searchsorted(sorted_x, hi, side="right") - np.searchsorted(sorted_x, lo, side="left")
-
-
 def _grid(lo: float, hi: float) -> np.ndarray:
     """``FQ_THRESHOLDS_PER_UNIT`` evenly spaced values per unit from ``lo`` to ``hi`` (both included)."""
     return np.linspace(lo, hi, math.ceil((hi - lo) * FQ_THRESHOLDS_PER_UNIT))
