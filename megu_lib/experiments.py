@@ -205,6 +205,12 @@ def _read_record(path: Path) -> dict | None:
     return rec if isinstance(rec, dict) and isinstance(rec.get("metrics"), dict) else None
 
 
+def _records_in(folder: Path) -> list[dict]:
+    """Every whole record in ``folder`` (by file name; damaged ones left out); none when it is missing."""
+    return [rec for rec in map(_read_record, sorted(folder.glob("*.json"))) if rec is not None] \
+        if folder.is_dir() else []
+
+
 def _is_record(path: Path) -> bool:
     """True when ``path`` holds a whole record: a damaged one (edited, truncated by a full
     disk...) is made again, by an atomic write over it."""
@@ -225,7 +231,7 @@ def load_records(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if (path / "records").is_dir():
         path = path / "records"
-    rows = [record_row(rec) for rec in map(_read_record, sorted(path.glob("*.json"))) if rec is not None]
+    rows = [record_row(rec) for rec in _records_in(path)]
     check(rows, f"no records under {path}; run the experiments first (python -m megu_lib run <profile>)")
     return add_gaps(pd.DataFrame(rows))
 
@@ -453,8 +459,8 @@ def clean_run_records(cfg: ExperimentConfig, data) -> tuple[pd.DataFrame | None,
     wanted = {(m, r.label(), s) for s, r, m in cfg.jobs(data)} | {("original", r.label(), s)
                                                                   for s, r in cfg.originals(data)}
     made = {}
-    for rec in map(_read_record, sorted(folder.glob("*.json")) if folder.is_dir() else []):
-        if rec is not None and (rec.get("method"), rec.get("request"), rec.get("seed")) in wanted:
+    for rec in _records_in(folder):
+        if (rec.get("method"), rec.get("request"), rec.get("seed")) in wanted:
             made[(rec["method"], rec["request"], rec["seed"])] = rec
     if not finished or len(made) != len(wanted):
         return None, (f"{len(made)} of the grid's {len(wanted)} runs in {shown_path(folder)}"
@@ -512,7 +518,7 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
         text += (f" {noted} of the {len(segs)} segments carry a note on what was cut, removed or made again "
                  f"(`{shown_path(clean_run_folder(cfg) / 'segments.json')}`, the table's rows in order).")
     runs = clean_run_folder(cfg) / "records"
-    made = [rec for rec in map(_read_record, sorted(runs.glob("*.json"))) if rec is not None] if runs.is_dir() else []
+    made = _records_in(runs)
     own = {}  # the run stage's records: each method's own time (training and unlearning; evaluation aside)
     for rec in made:
         if rec["method"] != "original":  # the original's record carries its training time, once per request
