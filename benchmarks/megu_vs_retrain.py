@@ -54,6 +54,13 @@ def main():
     model_kw = {"width": args.width} if args.arch == "small_cnn" else {}
     original = ml.fit_model(data, arch=args.arch, train=args.preset, seed=args.seed, device=args.device, **model_kw)
     rows = []
+
+    def save(complete=False):  # after every row: a run stopped at a time limit keeps what it finished
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(dict(seed=args.seed, arch=args.arch, preset=args.preset,
+                                                  device=str(ml.resolve_device(args.device)), complete=complete,
+                                                  hp=overrides, rows=rows), indent=1))
+
     for cls in args.forget:
         request = ml.make_request(data, "class", forget=cls)
         ref_model, ref_seconds, _ = ml.unlearn("retrain", original, data, request, device=args.device)
@@ -62,6 +69,7 @@ def main():
         for name, m, s, _det in [("original", orig, original.train_seconds, {}), ("retrain", ref, ref_seconds, {})]:
             rows.append(dict(forget=cls, method=name, seconds=round(s, 2), **{k: round(v, 2) for k, v in m.items()}))
             print(json.dumps(rows[-1]), flush=True)
+            save()
         for method in args.methods:
             new, seconds, det = ml.unlearn(method, original, data, request, device=args.device, seed=args.seed,
                                            **overrides.get(method, {}))
@@ -71,10 +79,8 @@ def main():
                        **{k: round(v, 2) for k, v in m.items()}, **targets(m, ref, seconds, ref_seconds))
             rows.append(row)
             print(json.dumps(row), flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(dict(seed=args.seed, arch=args.arch, preset=args.preset,
-                                              device=str(ml.resolve_device(args.device)),
-                                              hp=overrides, rows=rows), indent=1))
+            save()
+    save(complete=True)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,11 @@ computed here, and tested.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import MeguError, check
+from .errors import check
 from .metrics import spearman
 
 REFERENCES = ("original", "retrain")
@@ -133,21 +131,31 @@ def reference_metrics(df: pd.DataFrame, request: str, seed: int) -> dict:
     check(len(ref), f"no retrain record for {request} with seed {seed}")
     return ref.iloc[0].to_dict()
 
-def other_records(names, *, exclude=()) -> pd.DataFrame | None:
-    """Records of other profiles (names or results folders) that exist, loaded as they are;
-    None when there are none. Used by the claims chapter to add e.g. GPU runs on CIFAR."""
-    from .experiments import load_records
-    from .profile import results_dir
-    frames = []
+def other_records(names, data, *, exclude=()) -> tuple[pd.DataFrame | None, dict]:
+    """Records of other profiles on ``data``, for a chapter that puts them beside its own (the GPU
+    profiles ``full`` and ``full_vit``, say): ``(records, left_out)``. A profile counts only when
+    every one of its records is committed (:func:`megu_lib.experiments.committed_records`): a
+    partial grid — one seed of a GPU run that ran out of time — would rank the methods it happened
+    to reach. ``records`` is None when no profile is complete; ``left_out`` maps each profile
+    left out (apart from ``exclude``) to a sentence saying why."""
+    from .experiments import committed_records
+    frames, left_out = [], {}
     for name in names or []:
-        path = Path(name) if os.sep in str(name) else results_dir() / str(name)
-        if str(name) in exclude or not (path / "records").is_dir():
+        if str(name) in exclude:
             continue
-        try:
-            frames.append(load_records(path))
-        except MeguError:
-            continue
-    return pd.concat(frames, ignore_index=True) if frames else None
+        df, why = committed_records(str(name), data)
+        if df is None:
+            left_out[str(name)] = why
+        else:
+            frames.append(df)
+    return (pd.concat(frames, ignore_index=True) if frames else None), left_out
+
+
+def left_out_note(left_out: dict) -> str:
+    """A Markdown line saying which profiles :func:`other_records` left out and why ("" for none)."""
+    if not left_out:
+        return ""
+    return "*Not shown: " + "; ".join(f"`{n}` ({why})" for n, why in left_out.items()) + ".*"
 
 
 # --------------------------------------------------------------------------- the paper's tables

@@ -427,19 +427,21 @@ pl.glue_figure("fig-05-time", fig)
 
 # %% tags=["remove-input"]
 frames = {tb.profile_label(cfg.name, df): df}
+left_out = {}
 for name in also:
-    if name == cfg.name:
-        continue
-    extra = tb.other_records([name])
+    extra, why = tb.other_records([name], data, exclude=(cfg.name,))
+    left_out.update(why)
     if extra is not None:
         frames[tb.profile_label(name, extra)] = extra
 if len(frames) > 1:
     comparison = tb.profile_comparison(frames, methods)
     display(comparison.round(2))
 else:
-    display(Markdown(f"*No records of {', '.join(f'`{a}`' for a in also) or 'other profiles'} yet:* they are made on "
-                     "a GPU with `python -m megu_lib run <profile>` (see *Reproduce*) and committed; this section "
-                     "then shows them."))
+    display(Markdown(f"*No complete records of {', '.join(f'`{a}`' for a in also) or 'other profiles'} yet:* they "
+                     "are made on a GPU with `python -m megu_lib run <profile>` (see *Reproduce*) and committed; this "
+                     "section shows a profile once all its records are."))
+if left_out:
+    display(Markdown(tb.left_out_note(left_out)))
 
 # %% tags=["remove-cell"]
 glue("exp_verdict", Markdown(vd.experiments_verdict(df).markdown()), display=False)

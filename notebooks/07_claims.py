@@ -66,9 +66,11 @@ cfg, data, records = records_setup(profile, dataset=dataset, device=device, run=
 # Experiments: notebook.better_search); else the committed searches' records
 verdicts = verdict_records(cfg, data, records)
 records, better = verdicts.records, verdicts.better
-extra = tb.other_records(also, exclude=(cfg.name,))
+extra, left_out = tb.other_records(also, data, exclude=(cfg.name,))
 df = records if extra is None else pd.concat([records, extra], ignore_index=True)
 print(f"records on: {', '.join(cl.record_groups(df))}")
+if left_out:  # a GPU profile counts only once all its records are committed
+    display(Markdown(tb.left_out_note(left_out)))
 
 # %% [markdown]
 # ## Claims against measurements

@@ -125,3 +125,21 @@ def test_cli_exit_2_without_traceback(tmp_path):
     assert res.returncode == 2
     assert "Traceback" not in res.stderr and "unknown method 'forgetnet'" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_other_profiles_are_shown_only_when_every_record_is_committed(tmp_path):
+    """A GPU profile that ran out of time (some records, not all) is left out of the chapters'
+    side-by-side tables and claims, with a line saying how many records are missing."""
+    path = _write(tmp_path, seeds=[0])
+    cfg = pf.load_config(path)
+    data = pf.load_data(cfg)
+    records = ex.run_experiments(cfg, out_dir=pf.results_dir() / "tiny", cache=tmp_path / "cache", log=lambda m: None)
+    df, left_out = tables.other_records([str(path)], data)
+    assert left_out == {} and sorted(df.method.unique()) == ["megu_no_noise", "original", "retrain"]
+    assert tables.left_out_note(left_out) == ""
+    df, left_out = tables.other_records([str(path)], data, exclude=(str(path),))
+    assert df is None and left_out == {}
+    next(p for p in sorted(records.glob("*.json")) if '"megu_no_noise"' in p.read_text()).unlink()
+    df, left_out = tables.other_records([str(path)], data)
+    assert df is None and "1 of 3 record(s) of profile 'tiny' are missing" in left_out[str(path)]
+    assert tables.left_out_note(left_out).startswith(f"*Not shown: `{path}` (1 of 3 record(s)")

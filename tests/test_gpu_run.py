@@ -1,0 +1,56 @@
+"""The one prepared GPU run (benchmarks/gpu_run.sh) and the joining of what it brought back
+(benchmarks/gpu_collect.py). The GPU steps themselves run only on a lent GPU machine."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _collect():
+    spec = importlib.util.spec_from_file_location("gpu_collect", ROOT / "benchmarks" / "gpu_collect.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _row(forget, method, **m):
+    base = dict(retain_acc=90.0, forget_acc=0.0, test_acc=80.0, test_forget_acc=0.0, test_retain_acc=89.0, mia=10.0,
+                mia_loss=0.0)
+    return dict(forget=forget, method=method, seconds=1.0, **{**base, **m})
+
+
+def test_join_keeps_each_row_once_and_reports_how_far_repeats_differ(tmp_path):
+    first = [_row("Shirt", "retrain"), _row("Shirt", "megu", forget_acc=4.0, mia=14.0), _row("Trouser", "retrain")]
+    rest = [_row("Trouser", "retrain", retain_acc=90.5), _row("Trouser", "ssd", forget_acc=99.0),
+            _row("Shirt", "megu", forget_acc=50.0)]
+    a, b = tmp_path / "megu_vs_all.log", tmp_path / "megu_vs_all_rest.log"
+    a.write_text("some progress line\n" + "\n".join(json.dumps(r) for r in first) + "\n")
+    b.write_text("\n".join(json.dumps(r) for r in rest) + "\n")
+    rows, repeat = _collect().join_rows([a, b])
+    got = {(r["forget"], r["method"]): r for r in rows}
+    assert len(rows) == 4 and set(got) == {("Shirt", "retrain"), ("Shirt", "megu"), ("Trouser", "retrain"),
+                                           ("Trouser", "ssd")}
+    assert got[("Shirt", "megu")]["forget_acc"] == 4.0 and got[("Shirt", "megu")]["log"] == a.name  # first log wins
+    assert repeat == {"Trouser/retrain": 0.5, "Shirt/megu": 46.0}
+    # gap: mean |difference| to the request's retrain row over retain, forget, test accuracy and MIA
+    assert got[("Shirt", "megu")]["gap"] == 2.0 and got[("Trouser", "ssd")]["gap"] == 24.75
+    assert got[("Shirt", "retrain")]["gap"] == 0.0
+
+
+def test_gpu_run_skips_every_step_it_has_no_time_for(tmp_path):
+    """Out of time, every step is skipped (none is started to be killed), and the run still
+    packs the records and says it is done: a partial run brings back what it has."""
+    out = tmp_path / "out"
+    env = dict(os.environ, GPU_RUN_BUDGET="5", PY=sys.executable, GPU_RUN_TINY="1")
+    res = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_run.sh"), str(out)], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    log = (out / "gpu_run.log").read_text()
+    for step in ("throughput_resnet18", "throughput_vit", "megu_vs_all", "full_profile"):
+        assert f"{step}: skipped" in log, log
+    assert "start (limit" not in log and log.rstrip().endswith("done")
+    assert (out / "full_records.tgz").is_file()
