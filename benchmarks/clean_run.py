@@ -30,7 +30,9 @@ machine's probe in ``about.json``): chapter 05 sets them beside the committed st
 (``--export-only`` copies them and stops; ``--no-export`` leaves the replicate as it is, for a
 stage timed again in folders of its own:
 ``--stages tune --work .cache/clean_run/main-again --results results/clean_run_again
---out results/main/clean_run_again.json --no-export``). After every segment the summary goes to ``--out``
+--out results/main/clean_run_again.json --no-export``; ``--replicate NAME`` commits a run's
+studies under another name: ``--results results/clean_run_again --export-only --replicate
+clean_run_again`` adds that third search beside the others). After every segment the summary goes to ``--out``
 (default ``results/<profile>/clean_run.json``): per stage its seconds, its segments (each with
 its machine and probe) and whether it has finished, the total so far, and ``complete`` once
 every stage has finished.
@@ -58,24 +60,34 @@ def probe(env) -> dict:
     return dict(train_images_per_s=out["train_images_per_s"], threads=out["threads"])
 
 
-def export_studies(profile: str, results: Path, segments: list) -> int:
-    """Copy the clean run's finished studies to the committed replicate ``clean_run``."""
+def export_studies(profile: str, results: Path, segments: list, name: str = "clean_run") -> int:
+    """Copy the clean run's finished studies to the committed replicate ``name``."""
     from megu_lib.profile import load_config
-    from megu_lib.tuning import save_replicate
+    from megu_lib.tuning import replicates_folder, save_replicate
     cfg = load_config(profile)
     source = results / cfg.name / "tuning"
     if cfg.tuning is None or not source.is_dir():
         return 0
     tune = [s for s in segments if s["stage"] == "tune"]
+    started = tune[0]["at"] if tune else None
+    # where and at which commit the studies were made, not where and when they are copied
+    git = ["git", "rev-list", "-1", "--abbrev-commit", *([f"--before={started}"] if started else []), "HEAD"]
     about = dict(source="benchmarks/clean_run.py: the profile's studies made again from empty caches",
-                 platform=platform.platform(), cpus=os.cpu_count(),
-                 probes=[s["probe"] for s in tune], started=tune[0]["at"] if tune else None,
-                 git_commit=subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                           text=True).stdout.strip() or None)
-    earlier = ROOT / "results" / cfg.name / "tuning" / "replicates" / "clean_run" / "about.json"
+                 platform=(tune[0].get("machine") if tune else None) or platform.platform(), cpus=os.cpu_count(),
+                 probes=[s["probe"] for s in tune], started=started,
+                 git_commit=subprocess.run(git, cwd=ROOT, capture_output=True, text=True).stdout.strip() or None)
+    earlier = replicates_folder(cfg) / name / "about.json"
     if earlier.exists():  # the commit the repeat began at stays its commit
         about["git_commit"] = json.loads(earlier.read_text()).get("git_commit") or about["git_commit"]
-    return len(save_replicate(cfg, "clean_run", source, about))
+    return len(save_replicate(cfg, name, source, about))
+
+
+def default_results(profile: str) -> Path:
+    """The results folder the clean run's commands write into: the parent of the profile's
+    ``experiments.clean_run_folder`` (where the chapters read it)."""
+    from megu_lib.experiments import clean_run_folder
+    from megu_lib.profile import load_config
+    return clean_run_folder(load_config(profile)).parent
 
 
 def summary(profile: str, stages, segments: list) -> dict:
@@ -103,10 +115,12 @@ def main():
     ap.add_argument("--no-export", action="store_true",
                     help="leave the committed replicate clean_run as it is (a stage timed again in folders of its own)")
     ap.add_argument("--export-only", action="store_true",
-                    help="copy the finished tuning studies to results/<profile>/tuning/replicates/clean_run and stop")
+                    help="copy the finished tuning studies to results/<profile>/tuning/replicates/<replicate> and stop")
+    ap.add_argument("--replicate", default="clean_run",
+                    help="the name the run's studies are committed under as a replicate (default clean_run)")
     args = ap.parse_args()
     work = Path(args.work or ROOT / ".cache" / "clean_run" / args.profile).resolve()
-    results = Path(args.results or ROOT / "results" / "clean_run").resolve()
+    results = Path(args.results).resolve() if args.results else default_results(args.profile)
     out = Path(args.out or ROOT / "results" / args.profile / "clean_run.json")
     mine = results / args.profile  # the profile's own folder under the run's results folder
     for folder in (work, mine):
@@ -122,7 +136,8 @@ def main():
             seg["seconds"] = seg["seconds"] or 0.0
     done = {s["stage"] for s in segments if s["finished"]}
     if args.export_only:
-        print(json.dumps(dict(event="export", studies=export_studies(args.profile, results, segments))), flush=True)
+        print(json.dumps(dict(event="export", studies=export_studies(args.profile, results, segments,
+                                                                     args.replicate))), flush=True)
         return
 
     def save():
@@ -151,8 +166,8 @@ def main():
         save()
         print(json.dumps(dict(event="segment", **seg)), flush=True)
         if stage == "tune" and not args.no_export:
-            print(json.dumps(dict(event="export", studies=export_studies(args.profile, results, segments))),
-                  flush=True)
+            print(json.dumps(dict(event="export", studies=export_studies(args.profile, results, segments,
+                                                                         args.replicate))), flush=True)
         if code != 0:
             sys.exit(f"{stage} stopped (exit {code}); run the same command again to resume")
     save()

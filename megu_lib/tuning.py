@@ -743,6 +743,33 @@ def replicate_records(cfg) -> dict:
     return out
 
 
+def replicate_sources(replicates: dict, n_studies: int, *, used: str | None = None) -> str:
+    """A Markdown sentence naming each committed replicate (:func:`replicate_records`): how many
+    of the ``n_studies`` studies it holds, when it began and the training-throughput probe of its
+    machine (``about.json``), and, where ``used`` names the replicate the verdicts' better search
+    reads, that the others are shown for the spread alone. "" without a replicate."""
+    if not replicates:
+        return ""
+    parts = []
+    for name, rep in replicates.items():
+        about = rep["about"]
+        text = f"`{name}`: {len(rep['records'])} of {n_studies} studies"
+        if about.get("started"):
+            text += f", made from nothing, begun {str(about['started'])[:10]}"
+        speeds = sorted({p["train_images_per_s"] for p in about.get("probes") or [] if "train_images_per_s" in p})
+        if len(speeds) == 1:
+            text += f" (training probe {speeds[0]:,} images/s)"
+        elif speeds:
+            text += f" (training probes {speeds[0]:,}–{speeds[-1]:,} images/s)"
+        parts.append(text)
+    out = "Repeats: " + "; ".join(parts) + "."
+    others = [n for n in replicates if n != used]
+    if used in replicates and others:
+        out += (f" The verdicts' second search is `{used}`'s; {', '.join(f'`{n}`' for n in others)} "
+                f"{'is' if len(others) == 1 else 'are'} shown here for the spread of the search alone.")
+    return out
+
+
 def replicate_table(records, replicates: dict, *, moved: float = 1.0,
                     focus: str = "megu") -> tuple[pd.DataFrame, str]:
     """The profile's studies beside their replicates, as a table and a text.

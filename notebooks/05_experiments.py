@@ -47,7 +47,13 @@ from megu_lib import tables as tb
 from megu_lib import tuning as tu
 from megu_lib import verdicts as vd
 from megu_lib.entanglement import overlap_with_forgotten
-from megu_lib.experiments import clean_run_records, committed_records, profile_cost, verdict_records
+from megu_lib.experiments import (
+    better_search_profile,
+    clean_run_records,
+    committed_records,
+    profile_cost,
+    verdict_records,
+)
 from megu_lib.profile import check_parameter, records_setup
 
 check_parameter("run", run, bool, "True or False")
@@ -138,10 +144,9 @@ if cfg.tuning is not None and cfg.tuning_section()["use"]:
     if rep_table.empty:
         display(Markdown(f"*No repeat of profile `{cfg.name}`'s studies is committed yet.*"))
     else:
-        sources = "; ".join(f"`{name}`: {len(rep['records'])} of {len(studies)} studies"
-                            + (f", {rep['about']['source']}" if rep["about"].get("source") else "")
-                            for name, rep in replicates.items())
-        display(Markdown(f"Repeats: {sources}.\n\n{rep_text}"))
+        repeat_cfg = better_search_profile(cfg)
+        used = (repeat_cfg.tuned_from or {}).get("replicate") if repeat_cfg is not None else None
+        display(Markdown(f"{tu.replicate_sources(replicates, len(studies), used=used)}\n\n{rep_text}"))
         display(rep_table.round(2).style.format(precision=2, na_rep="—").hide(axis="index")
                 .set_uuid("replicates"))
 

@@ -522,3 +522,19 @@ def test_profile_cost_reads_the_clean_runs_summary_and_prices_the_second_search(
     timed_again(dict(again, machine="Linux-6.1-fc-v3-x86_64"))  # not the run stage's machine type: no sum
     text = ex.profile_cost(src, data, budget_hours=1.2)[1]
     assert "the tune stage took 0.70 h" in text and "one machine type" not in text
+
+
+def test_replicate_sources_names_each_repeat_and_which_one_the_verdicts_read():
+    from megu_lib.tuning import replicate_sources
+    assert replicate_sources({}, 33) == ""
+    reps = {"clean_run": {"records": {("a", "class"): {}, ("b", "class"): {}},
+                          "about": {"started": "2026-12-03T16:21:35",
+                                    "probes": [{"train_images_per_s": 813}, {"train_images_per_s": 606}]}},
+            "again": {"records": {("a", "class"): {}}, "about": {"probes": [{"train_images_per_s": 1041}]}}}
+    text = replicate_sources(reps, 2, used="clean_run")
+    assert text.startswith("Repeats: `clean_run`: 2 of 2 studies, made from nothing, begun 2026-12-03 "
+                           "(training probes 606–813 images/s); `again`: 1 of 2 studies (training probe 1,041 "
+                           "images/s).")
+    assert text.endswith("The verdicts' second search is `clean_run`'s; `again` is shown here for the spread of "
+                         "the search alone.")
+    assert "verdicts" not in replicate_sources(reps, 2) and "verdicts" not in replicate_sources(reps, 2, used="x")
