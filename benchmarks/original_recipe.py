@@ -2,6 +2,7 @@
 
     python benchmarks/original_recipe.py                       # the default candidates, cheapest first
     python benchmarks/original_recipe.py --candidates 32:5 48:8:1 --seeds 0 1
+    python benchmarks/original_recipe.py --arch resnet18 --preset gpu --device cuda --candidates 15 30 30:0
 
 Each candidate (``width:epochs[:convs[:augment]]`` of ``small_cnn`` on the ``fast`` one-cycle
 schedule; ``convs`` 1 is the single-convolution form, 2 the default; ``augment`` 0 trains
@@ -11,7 +12,10 @@ cache), and measured on the test split: overall accuracy, each class's accuracy,
 The targets (issue: an original a reviewer accepts) are 91.0 % test accuracy and 70 % on
 Shirt; the record, with every candidate tried, goes to ``--out`` (default
 results/original_recipe.json), rewritten after each candidate so an interrupted search keeps
-what it measured.
+what it measured. With ``--arch`` other than ``small_cnn`` (the paper's ``resnet18`` or the
+small ``vit``, on a GPU: ``--preset gpu --device cuda``), a candidate is ``epochs[:augment]``
+of that architecture on ``--preset``'s schedule, and the record goes to
+``results/original_recipe_<arch>.json`` unless ``--out`` says otherwise.
 """
 import argparse
 import datetime
@@ -29,37 +33,56 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--candidates", nargs="+", default=["32:3", "32:5", "48:5", "32:8", "48:8", "64:8"],
-                    help="width:epochs[:convs[:augment]] of small_cnn, tried in this order")
+    ap.add_argument("--arch", default="small_cnn")
+    ap.add_argument("--preset", default="fast", help="the training schedule the candidates change (default fast)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--candidates", nargs="+", default=None,
+                    help="width:epochs[:convs[:augment]] of small_cnn (other archs: epochs[:augment]), in this order")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--target-test", type=float, default=91.0)
     ap.add_argument("--target-class", default="Shirt")
     ap.add_argument("--target-class-acc", type=float, default=70.0)
     ap.add_argument("--stop-at-first", action="store_true", help="stop once a candidate meets both targets")
-    ap.add_argument("--out", default=str(ROOT / "results" / "original_recipe.json"))
+    ap.add_argument("--out", default=None,
+                    help="the record (default results/original_recipe.json; other archs original_recipe_<arch>.json)")
     args = ap.parse_args(argv)
+    cnn = args.arch == "small_cnn"
+    candidates = args.candidates or (["32:3", "32:5", "48:5", "32:8", "48:8", "64:8"] if cnn else ["15", "30"])
+    for cand in candidates:  # every candidate is checked before the first one trains
+        parts = cand.split(":")
+        flags = parts[3:] if cnn else parts[1:]  # augment: 0 or 1
+        if not (all(p.isdigit() for p in parts) and (2 <= len(parts) <= 4 if cnn else 1 <= len(parts) <= 2)
+                and all(f in ("0", "1") for f in flags) and (not cnn or len(parts) < 3 or parts[2] in ("1", "2"))):
+            raise SystemExit(f"error: candidate {cand!r} must be " + ("width:epochs[:convs[:augment]]" if cnn else
+                                                                     "epochs[:augment]") + f" for {args.arch}")
     data = ml.load_dataset("fashion_mnist")
-    out = Path(args.out)
-    record = dict(dataset=data.name, preset="fast", targets={"test_acc": args.target_test,
-                                                              f"{args.target_class}_acc": args.target_class_acc},
-                  machine=dict(platform=platform.platform(), threads=torch.get_num_threads()), candidates=[])
+    out = Path(args.out or ROOT / "results" / ("original_recipe.json" if cnn else f"original_recipe_{args.arch}.json"))
+    record = dict(dataset=data.name, arch=args.arch, preset=args.preset,
+                  targets={"test_acc": args.target_test, f"{args.target_class}_acc": args.target_class_acc},
+                  machine=dict(platform=platform.platform(), threads=torch.get_num_threads(),
+                               device=torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+                               torch=torch.__version__), candidates=[])
     if out.exists():  # earlier searches' candidates stay in the record
         record["candidates"] = json.loads(out.read_text()).get("candidates", [])
-    for cand in args.candidates:
-        width, epochs, *rest = (int(v) for v in cand.split(":"))
-        convs = rest[0] if rest else 2
+    for cand in candidates:
+        values = [int(v) for v in cand.split(":")]
+        if not cnn:
+            values = [None, *values[:1], None, *values[1:]]  # width and convs belong to small_cnn
+        width, epochs, *rest = values
+        convs = rest[0] if rest and rest[0] is not None else (2 if cnn else None)
         augment = bool(rest[1]) if len(rest) > 1 else True
         schedule = dict(epochs=epochs) if augment else dict(epochs=epochs, augment=False)
-        options = dict(width=width) if convs == 2 else dict(width=width, convs=convs)
+        options = {} if not cnn else dict(width=width) if convs == 2 else dict(width=width, convs=convs)
         for seed in args.seeds:
             start = time.perf_counter()
-            model = ml.fit_model(data, arch="small_cnn", **options, train=ml.train_config("fast", **schedule),
-                                 seed=seed, device="cpu")
+            model = ml.fit_model(data, arch=args.arch, **options, train=ml.train_config(args.preset, **schedule),
+                                 seed=seed, device=args.device)
             wall = time.perf_counter() - start
-            per_class = ml.per_class_accuracy(model, data)
-            logits = ml.predict_logits(model, data.test_x)
+            per_class = ml.per_class_accuracy(model, data, device=args.device)
+            logits = ml.predict_logits(model, data.test_x, device=args.device)
             test = 100 * float((logits.argmax(1) == data.test_y).float().mean())
-            row = dict(width=width, convs=convs, epochs=epochs, augment=augment, seed=seed, test_acc=round(test, 2),
+            row = dict(arch=args.arch, preset=args.preset, width=width, convs=convs, epochs=epochs, augment=augment,
+                       seed=seed, test_acc=round(test, 2),
                        class_acc={k: round(v, 2) for k, v in per_class.items()},
                        train_seconds=round(model.train_seconds, 1), from_cache=wall < 0.5 * model.train_seconds,
                        params=ml.count_parameters(model),
@@ -69,8 +92,9 @@ def main(argv=None):
             print(json.dumps(row), flush=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record, indent=1) + "\n")
-        rows = [r for r in record["candidates"] if (r["width"], r.get("convs", 2), r["epochs"], r.get("augment", True))
-                == (width, convs, epochs, augment)]
+        this = (args.arch, width, convs, epochs, augment)
+        rows = [r for r in record["candidates"] if this == (r.get("arch", "small_cnn"), r["width"], r.get("convs", 2),
+                                                              r["epochs"], r.get("augment", True))]
         if args.stop_at_first and all(r["meets"] for r in rows):
             break
     ok = [r for r in record["candidates"] if r["meets"]]

@@ -54,3 +54,17 @@ def test_gpu_run_skips_every_step_it_has_no_time_for(tmp_path):
         assert f"{step}: skipped" in log, log
     assert "start (limit" not in log and log.rstrip().endswith("done")
     assert (out / "full_records.tgz").is_file()
+
+
+def test_recipe_search_checks_its_candidates_before_any_training():
+    """benchmarks/original_recipe.py, also the GPU recipe search (--arch resnet18 --preset gpu):
+    a candidate of the wrong form for the architecture is a one-line error before anything trains."""
+    import pytest
+    spec = importlib.util.spec_from_file_location("original_recipe", ROOT / "benchmarks" / "original_recipe.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for argv, form in ((["--arch", "resnet18", "--candidates", "15", "32:5"], "epochs[:augment] for resnet18"),
+                       (["--candidates", "32:5", "5"], "width:epochs[:convs[:augment]] for small_cnn"),
+                       (["--candidates", "32:5:3"], "width:epochs[:convs[:augment]] for small_cnn")):
+        with pytest.raises(SystemExit, match=f"must be {form.replace('[', '.').replace(']', '.')}"):
+            mod.main(argv)
