@@ -12,10 +12,14 @@
 #   2. the CUDA determinism test (tests/test_robustness.py -k cuda)
 #   3. MeGU against retrain and every baseline on ResNet18 (benchmarks/megu_vs_retrain.py), at the
 #      main profile's tuned class settings (.gpu/tuned_class_hp.json)
-#   4. as much of the `full` profile as the time left allows (seed 0 first; records resumable),
+#   4. the recipe search for the ResNet18 original (benchmarks/original_recipe.py --arch resnet18);
+#      not among the default steps (the first lease, 2026-12-04, ran 1-3 and 5)
+#   5. as much of the `full` profile as the time left allows (seed 0 first; records resumable),
 #      packed into OUT_FOLDER/full_records.tgz
-# The whole run stops itself after GPU_RUN_BUDGET seconds (default 530) so that a partial run
-# still brings back what it finished. GPU_RUN_TINY=1 is a CPU rehearsal of the same steps at toy size.
+# GPU_RUN_STEPS picks the steps, in this order (default "throughput determinism megu_vs_all full";
+# the others: recipe). The whole run stops itself after GPU_RUN_BUDGET seconds (default 530) so
+# that a partial run still brings back what it finished. GPU_RUN_TINY=1 is a CPU rehearsal of the
+# same steps at toy size.
 set -u
 OUT=${1:?usage: gpu_run.sh OUT_FOLDER}
 mkdir -p "$OUT"
@@ -23,6 +27,14 @@ cd "$(dirname "$0")/.."
 PY=${PY:-python3}
 BUDGET=${GPU_RUN_BUDGET:-530}
 TINY=${GPU_RUN_TINY:-0}
+STEPS=" ${GPU_RUN_STEPS:-throughput determinism megu_vs_all full} "
+for s in $STEPS; do
+  case $s in throughput | determinism | megu_vs_all | recipe | full) ;;
+  *) echo "error: GPU_RUN_STEPS has no step '$s'; the steps: throughput determinism megu_vs_all recipe full" >&2
+     exit 2 ;;
+  esac
+done
+wants() { [[ $STEPS == *" $1 "* ]]; }
 START=$(date +%s)
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 MEGU_PROGRESS=0
 export MEGU_DATA_DIR=$PWD/.gpu/data MEGU_CACHE_DIR=$PWD/.gpu/cache HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -58,30 +70,43 @@ if [ "$TINY" = 1 ]; then
   DEV=cpu
   TP_ARGS=(--dataset synthetic32 --device cpu --images 512 --repeats 1)
   MVR_ARGS=(--methods finetune megu --forget Trouser --arch small_cnn --width 8 --preset fast --device cpu)
+  RECIPE_ARGS=(--candidates 8:1 --device cpu)
   FULL_PROFILE=smoke
 else
   DEV=cuda
   TP_ARGS=(--dataset synthetic32 --device cuda --batch-size 1024 --images 200000)
   MVR_ARGS=(--methods all --arch resnet18 --preset gpu --device cuda)
+  RECIPE_ARGS=(--arch resnet18 --preset gpu --device cuda --candidates 15 30 30:0 --stop-at-first)
   FULL_PROFILE=full
 fi
 
 # 1. throughput (README's table: resnet18 training and evaluation, small vit training)
-step throughput_resnet18 90 $PY benchmarks/throughput.py --arch resnet18 "${TP_ARGS[@]}"
-step throughput_vit 90 $PY benchmarks/throughput.py --arch vit "${TP_ARGS[@]}"
+if wants throughput; then
+  step throughput_resnet18 90 $PY benchmarks/throughput.py --arch resnet18 "${TP_ARGS[@]}"
+  step throughput_vit 90 $PY benchmarks/throughput.py --arch vit "${TP_ARGS[@]}"
+fi
 
 # 2. CUDA determinism (two runs of one profile and seed, every metric within 1.0 point)
-if [ "$DEV" = cuda ]; then
+if [ "$DEV" = cuda ] && wants determinism; then
   step cuda_determinism 120 $PY -m pytest -q -s -p no:cacheprovider tests/test_robustness.py -k cuda
 fi
 
 # 3. MeGU against retrain and every baseline, one run, one device
-HP=$($PY -c "import json; print(json.dumps(json.load(open('.gpu/tuned_class_hp.json'))))" 2>/dev/null || echo '{}')
-step megu_vs_all 240 $PY benchmarks/megu_vs_retrain.py "${MVR_ARGS[@]}" --hp "$HP" --out "$OUT/gpu_megu_vs_all.json"
+if wants megu_vs_all; then
+  HP=$($PY -c "import json; print(json.dumps(json.load(open('.gpu/tuned_class_hp.json'))))" 2>/dev/null || echo '{}')
+  step megu_vs_all 240 $PY benchmarks/megu_vs_retrain.py "${MVR_ARGS[@]}" --hp "$HP" --out "$OUT/gpu_megu_vs_all.json"
+fi
 
-# 4. the full profile, seed 0 first, for the time left (less the packing)
-FULL_LEFT=$(($(left) - 20))
-step full_profile "$FULL_LEFT" $PY -m megu_lib run "$FULL_PROFILE" --device "$DEV"
-tar czf "$OUT/full_records.tgz" "results/$FULL_PROFILE" 2>>"$LOG"
-say "records: $(ls results/"$FULL_PROFILE"/records 2>/dev/null | wc -l) files packed"
+# 4. a recipe for the ResNet18 original that clears the CPU original's bar (91 % test, 70 % Shirt)
+if wants recipe; then
+  step recipe 300 $PY benchmarks/original_recipe.py "${RECIPE_ARGS[@]}" --out "$OUT/original_recipe.json"
+fi
+
+# 5. the full profile, seed 0 first, for the time left (less the packing)
+if wants full; then
+  FULL_LEFT=$(($(left) - 20))
+  step full_profile "$FULL_LEFT" $PY -m megu_lib run "$FULL_PROFILE" --device "$DEV"
+  tar czf "$OUT/full_records.tgz" "results/$FULL_PROFILE" 2>>"$LOG"
+  say "records: $(ls results/"$FULL_PROFILE"/records 2>/dev/null | wc -l) files packed"
+fi
 say "done"

@@ -68,3 +68,17 @@ def test_recipe_search_checks_its_candidates_before_any_training():
                        (["--candidates", "32:5:3"], "width:epochs[:convs[:augment]] for small_cnn")):
         with pytest.raises(SystemExit, match=f"must be {form.replace('[', '.').replace(']', '.')}"):
             mod.main(argv)
+
+
+def test_gpu_run_runs_the_steps_asked_for_and_refuses_unknown_ones(tmp_path):
+    base = dict(os.environ, GPU_RUN_BUDGET="5", PY=sys.executable, GPU_RUN_TINY="1")
+    script = str(ROOT / "benchmarks" / "gpu_run.sh")
+    res = subprocess.run(["bash", script, str(tmp_path / "a")], env=dict(base, GPU_RUN_STEPS="recipe"),
+                         capture_output=True, text=True, timeout=120)
+    log = (tmp_path / "a" / "gpu_run.log").read_text()
+    assert res.returncode == 0 and "recipe: skipped" in log and "throughput" not in log and "full_profile" not in log
+    assert not (tmp_path / "a" / "full_records.tgz").exists()
+    res = subprocess.run(["bash", script, str(tmp_path / "b")], env=dict(base, GPU_RUN_STEPS="throughput fulll"),
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
+    assert "GPU_RUN_STEPS has no step 'fulll'" in res.stderr and not (tmp_path / "b" / "gpu_run.log").exists()
