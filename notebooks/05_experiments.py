@@ -428,7 +428,9 @@ pl.glue_figure("fig-05-time", fig)
 # The paper's architectures (ResNet18, ViT) need a GPU (profiles `full` and `full_vit`). Their
 # records, when they have been run and committed under `results/<profile>/records`, are only
 # loaded here — rebuilding the book needs no GPU — and put beside this profile: each method's
-# mean gap to retrain and its rank under every profile.
+# mean gap to retrain and its rank under every profile. A first look at ResNet18 on one GPU
+# (one seed, every method at this profile's tuned settings) is on the page {doc}`../reproduce`,
+# *On a GPU*.
 
 # %% tags=["remove-input"]
 frames = {tb.profile_label(cfg.name, df): df}
