@@ -17,7 +17,9 @@ the real test set, and check the targets:
 Prints one JSON line per (class, method) and writes them all to ``--out``.
 """
 import argparse
+import datetime
 import json
+import platform
 from pathlib import Path
 
 import megu_lib as ml
@@ -54,11 +56,13 @@ def main():
     model_kw = {"width": args.width} if args.arch == "small_cnn" else {}
     original = ml.fit_model(data, arch=args.arch, train=args.preset, seed=args.seed, device=args.device, **model_kw)
     rows = []
+    started = datetime.datetime.now().isoformat(timespec="seconds")
 
     def save(complete=False):  # after every row: a run stopped at a time limit keeps what it finished
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(dict(seed=args.seed, arch=args.arch, preset=args.preset,
                                                   device=str(ml.resolve_device(args.device)), complete=complete,
+                                                  started=started, machine=platform.platform(),
                                                   hp=overrides, rows=rows), indent=1))
 
     for cls in args.forget:
