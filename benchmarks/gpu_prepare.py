@@ -23,6 +23,7 @@ import megu_lib as ml
 from megu_lib import experiments as ex
 from megu_lib import profile as pf
 from megu_lib.data import FASHION_MNIST_FILES, _find_fashion_mnist
+from megu_lib.methods import get_method
 from megu_lib.methods.megu import transition_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,10 +47,11 @@ def main():
     cache = ml.Cache(folder / "cache")
     cfg, _ = pf.load_config(args.profile).for_data(data)
     judge = cfg.judge
+    n_exemplars = get_method("megu").params["n_exemplars"].default  # MeGU's default, as the runs use it
     asks = [(seed, request) for seed, request in cfg.originals(data)]
     asks += [(0, ml.make_request(data, "class", forget=c)) for c in ("Shirt", "Trouser")]
     for seed, request in asks:
-        transition_for(data, request, None, judge=judge, n_exemplars=10, seed=seed, cache=cache,
+        transition_for(data, request, None, judge=judge, n_exemplars=n_exemplars, seed=seed, cache=cache,
                             device="cpu", progress=False)
     print(f"transition matrices for {len(asks)} (seed, request) pairs in {folder / 'cache'}")
 
