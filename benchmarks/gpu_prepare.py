@@ -48,11 +48,11 @@ def main():
     cfg, _ = pf.load_config(args.profile).for_data(data)
     judge = cfg.judge
     n_exemplars = get_method("megu").params["n_exemplars"].default  # MeGU's default, as the runs use it
-    asks = [(seed, request) for seed, request in cfg.originals(data)]
+    asks = list(cfg.originals(data))
     asks += [(0, ml.make_request(data, "class", forget=c)) for c in ("Shirt", "Trouser")]
     for seed, request in asks:
         transition_for(data, request, None, judge=judge, n_exemplars=n_exemplars, seed=seed, cache=cache,
-                            device="cpu", progress=False)
+                       device="cpu", progress=False)
     print(f"transition matrices for {len(asks)} (seed, request) pairs in {folder / 'cache'}")
 
     main_cfg, _ = pf.load_config("main").for_data(data)

@@ -31,6 +31,24 @@ import megu_lib as ml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def parse_candidate(cand: str, arch: str) -> tuple:
+    """``(width, convs, epochs, augment)`` of a candidate: ``width:epochs[:convs[:augment]]`` for
+    ``small_cnn``, ``epochs[:augment]`` for another architecture (width and convs None); a
+    candidate of another form is a one-line error."""
+    cnn = arch == "small_cnn"
+    parts = cand.split(":")
+    flags = parts[3:] if cnn else parts[1:]  # augment: 0 or 1
+    if not (all(p.isdigit() for p in parts) and (2 <= len(parts) <= 4 if cnn else 1 <= len(parts) <= 2)
+            and all(f in ("0", "1") for f in flags) and (not cnn or len(parts) < 3 or parts[2] in ("1", "2"))):
+        raise SystemExit(f"error: candidate {cand!r} must be "
+                         + ("width:epochs[:convs[:augment]]" if cnn else "epochs[:augment]") + f" for {arch}")
+    values = [int(p) for p in parts]
+    augment = not flags or flags[0] == "1"
+    if cnn:
+        return values[0], values[2] if len(values) > 2 else 2, values[1], augment
+    return None, None, values[0], augment
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default="small_cnn")
@@ -48,13 +66,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     cnn = args.arch == "small_cnn"
     candidates = args.candidates or (["32:3", "32:5", "48:5", "32:8", "48:8", "64:8"] if cnn else ["15", "30"])
-    for cand in candidates:  # every candidate is checked before the first one trains
-        parts = cand.split(":")
-        flags = parts[3:] if cnn else parts[1:]  # augment: 0 or 1
-        if not (all(p.isdigit() for p in parts) and (2 <= len(parts) <= 4 if cnn else 1 <= len(parts) <= 2)
-                and all(f in ("0", "1") for f in flags) and (not cnn or len(parts) < 3 or parts[2] in ("1", "2"))):
-            raise SystemExit(f"error: candidate {cand!r} must be " + ("width:epochs[:convs[:augment]]" if cnn else
-                                                                     "epochs[:augment]") + f" for {args.arch}")
+    parsed = [parse_candidate(cand, args.arch) for cand in candidates]  # all checked before the first one trains
     data = ml.load_dataset("fashion_mnist")
     out = Path(args.out or ROOT / "results" / ("original_recipe.json" if cnn else f"original_recipe_{args.arch}.json"))
     record = dict(dataset=data.name, arch=args.arch, preset=args.preset,
@@ -64,15 +76,9 @@ def main(argv=None):
                                torch=torch.__version__), candidates=[])
     if out.exists():  # earlier searches' candidates stay in the record
         record["candidates"] = json.loads(out.read_text()).get("candidates", [])
-    for cand in candidates:
-        values = [int(v) for v in cand.split(":")]
-        if not cnn:
-            values = [None, *values[:1], None, *values[1:]]  # width and convs belong to small_cnn
-        width, epochs, *rest = values
-        convs = rest[0] if rest and rest[0] is not None else (2 if cnn else None)
-        augment = bool(rest[1]) if len(rest) > 1 else True
+    for width, convs, epochs, augment in parsed:
         schedule = dict(epochs=epochs) if augment else dict(epochs=epochs, augment=False)
-        options = {} if not cnn else dict(width=width) if convs == 2 else dict(width=width, convs=convs)
+        options = {} if width is None else dict(width=width) if convs == 2 else dict(width=width, convs=convs)
         for seed in args.seeds:
             start = time.perf_counter()
             model = ml.fit_model(data, arch=args.arch, **options, train=ml.train_config(args.preset, **schedule),
