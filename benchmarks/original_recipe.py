@@ -13,9 +13,10 @@ The targets (issue: an original a reviewer accepts) are 91.0 % test accuracy and
 Shirt; the record, with every candidate tried, goes to ``--out`` (default
 results/original_recipe.json), rewritten after each candidate so an interrupted search keeps
 what it measured. With ``--arch`` other than ``small_cnn`` (the paper's ``resnet18`` or the
-small ``vit``, on a GPU: ``--preset gpu --device cuda``), a candidate is ``epochs[:augment]``
-of that architecture on ``--preset``'s schedule, and the record goes to
-``results/original_recipe_<arch>.json`` unless ``--out`` says otherwise.
+small ``vit``, on a GPU: ``--preset gpu --device cuda``), a candidate is ``epochs[:augment[:lr]]``
+of that architecture on ``--preset``'s schedule (lr: its peak learning rate, default the
+preset's), and the record goes to ``results/original_recipe_<arch>.json`` unless ``--out`` says
+otherwise.
 """
 import argparse
 import datetime
@@ -32,21 +33,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_candidate(cand: str, arch: str) -> tuple:
-    """``(width, convs, epochs, augment)`` of a candidate: ``width:epochs[:convs[:augment]]`` for
-    ``small_cnn``, ``epochs[:augment]`` for another architecture (width and convs None); a
-    candidate of another form is a one-line error."""
+    """``(width, convs, epochs, augment, lr)`` of a candidate: ``width:epochs[:convs[:augment]]`` for
+    ``small_cnn`` (lr None: the preset's), ``epochs[:augment[:lr]]`` for another architecture (width
+    and convs None; lr a positive decimal, the schedule's peak); a candidate of another form is a
+    one-line error."""
     cnn = arch == "small_cnn"
     parts = cand.split(":")
-    flags = parts[3:] if cnn else parts[1:]  # augment: 0 or 1
-    if not (all(p.isdigit() for p in parts) and (2 <= len(parts) <= 4 if cnn else 1 <= len(parts) <= 2)
+    ints, lr = (parts, None) if cnn or len(parts) < 3 else (parts[:2], parts[2])
+    flags = ints[3:] if cnn else ints[1:]  # augment: 0 or 1
+    lr_ok = lr is None or (lr.replace(".", "", 1).isdigit() and float(lr) > 0)
+    if not (all(p.isdigit() for p in ints) and lr_ok and (2 <= len(parts) <= 4 if cnn else 1 <= len(parts) <= 3)
             and all(f in ("0", "1") for f in flags) and (not cnn or len(parts) < 3 or parts[2] in ("1", "2"))):
         raise SystemExit(f"error: candidate {cand!r} must be "
-                         + ("width:epochs[:convs[:augment]]" if cnn else "epochs[:augment]") + f" for {arch}")
-    values = [int(p) for p in parts]
+                         + ("width:epochs[:convs[:augment]]" if cnn else "epochs[:augment[:lr]]") + f" for {arch}")
+    values = [int(p) for p in ints]
     augment = not flags or flags[0] == "1"
     if cnn:
-        return values[0], values[2] if len(values) > 2 else 2, values[1], augment
-    return None, None, values[0], augment
+        return values[0], values[2] if len(values) > 2 else 2, values[1], augment, None
+    return None, None, values[0], augment, None if lr is None else float(lr)
+
+
+def candidate_of(row: dict, preset: str) -> tuple:
+    """What a record's row tried: ``(arch, width, convs, epochs, augment, lr)``; rows of earlier
+    searches lack some fields (their defaults: small_cnn, two convolutions, augmented, the preset's lr)."""
+    return (row.get("arch", "small_cnn"), row["width"], row.get("convs", 2), row["epochs"], row.get("augment", True),
+            row.get("lr", ml.train_config(row.get("preset", preset)).lr))
 
 
 def main(argv=None):
@@ -55,7 +66,8 @@ def main(argv=None):
     ap.add_argument("--preset", default="fast", help="the training schedule the candidates change (default fast)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--candidates", nargs="+", default=None,
-                    help="width:epochs[:convs[:augment]] of small_cnn (other archs: epochs[:augment]), in this order")
+                    help="width:epochs[:convs[:augment]] of small_cnn (other archs: epochs[:augment[:lr]]), "
+                         "in this order")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--target-test", type=float, default=91.0)
     ap.add_argument("--target-class", default="Shirt")
@@ -76,8 +88,9 @@ def main(argv=None):
                                torch=torch.__version__), candidates=[])
     if out.exists():  # earlier searches' candidates stay in the record
         record["candidates"] = json.loads(out.read_text()).get("candidates", [])
-    for width, convs, epochs, augment in parsed:
-        schedule = dict(epochs=epochs) if augment else dict(epochs=epochs, augment=False)
+    for width, convs, epochs, augment, lr in parsed:
+        schedule = dict(epochs=epochs, **({} if augment else dict(augment=False)),
+                        **({} if lr is None else dict(lr=lr)))
         options = {} if width is None else dict(width=width) if convs == 2 else dict(width=width, convs=convs)
         for seed in args.seeds:
             start = time.perf_counter()
@@ -88,7 +101,7 @@ def main(argv=None):
             logits = ml.predict_logits(model, data.test_x, device=args.device)
             test = 100 * float((logits.argmax(1) == data.test_y).float().mean())
             row = dict(arch=args.arch, preset=args.preset, width=width, convs=convs, epochs=epochs, augment=augment,
-                       seed=seed, test_acc=round(test, 2),
+                       lr=ml.train_config(args.preset, **schedule).lr, seed=seed, test_acc=round(test, 2),
                        class_acc={k: round(v, 2) for k, v in per_class.items()},
                        train_seconds=round(model.train_seconds, 1), from_cache=wall < 0.5 * model.train_seconds,
                        params=ml.count_parameters(model),
@@ -98,9 +111,8 @@ def main(argv=None):
             print(json.dumps(row), flush=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record, indent=1) + "\n")
-        this = (args.arch, width, convs, epochs, augment)
-        rows = [r for r in record["candidates"] if this == (r.get("arch", "small_cnn"), r["width"], r.get("convs", 2),
-                                                              r["epochs"], r.get("augment", True))]
+        this = (args.arch, width, convs, epochs, augment, ml.train_config(args.preset, **schedule).lr)
+        rows = [r for r in record["candidates"] if candidate_of(r, args.preset) == this]
         if args.stop_at_first and all(r["meets"] for r in rows):
             break
     ok = [r for r in record["candidates"] if r["meets"]]

@@ -63,11 +63,16 @@ def test_recipe_search_checks_its_candidates_before_any_training():
     spec = importlib.util.spec_from_file_location("original_recipe", ROOT / "benchmarks" / "original_recipe.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    for argv, form in ((["--arch", "resnet18", "--candidates", "15", "32:5"], "epochs[:augment] for resnet18"),
+    for argv, form in ((["--arch", "resnet18", "--candidates", "15", "32:5"], "epochs[:augment[:lr]] for resnet18"),
+                       (["--arch", "vit", "--candidates", "15:0:0.1", "15:1:x"], "epochs[:augment[:lr]] for vit"),
+                       (["--arch", "resnet18", "--candidates", "15:0:0"], "epochs[:augment[:lr]] for resnet18"),
                        (["--candidates", "32:5", "5"], "width:epochs[:convs[:augment]] for small_cnn"),
                        (["--candidates", "32:5:3"], "width:epochs[:convs[:augment]] for small_cnn")):
         with pytest.raises(SystemExit, match=f"must be {form.replace('[', '.').replace(']', '.')}"):
             mod.main(argv)
+    assert mod.parse_candidate("30:0:0.1", "resnet18") == (None, None, 30, False, 0.1)
+    assert mod.parse_candidate("15", "vit") == (None, None, 15, True, None)
+    assert mod.parse_candidate("32:5:1:0", "small_cnn") == (32, 1, 5, False, None)
 
 
 def test_gpu_run_runs_the_steps_asked_for_and_refuses_unknown_ones(tmp_path):
