@@ -76,7 +76,7 @@ if [ "$TINY" = 1 ]; then
 else
   DEV=cuda
   TP_ARGS=(--dataset synthetic32 --device cuda --batch-size 1024 --images 200000)
-  MVR_ARGS=(--methods all --arch resnet18 --preset gpu --device cuda)
+  MVR_ARGS=(--methods all --profile full --device cuda)  # full.yaml's original (its recipe)
   # epochs[:augment[:peak lr]], cheapest first: the gpu preset (15 epochs, crops and flips, lr 0.4)
   # underfit on the first lease (training accuracy 92 %, test 89.08 %, Shirt 65.1 %)
   RECIPE_ARGS=(--arch resnet18 --preset gpu --device cuda
@@ -98,7 +98,7 @@ fi
 # 3. MeGU against retrain and every baseline, one run, one device
 if wants megu_vs_all; then
   HP=$($PY -c "import json; print(json.dumps(json.load(open('.gpu/tuned_class_hp.json'))))" 2>/dev/null || echo '{}')
-  step megu_vs_all 240 $PY benchmarks/megu_vs_retrain.py "${MVR_ARGS[@]}" --hp "$HP" --out "$OUT/gpu_megu_vs_all.json"
+  step megu_vs_all 520 $PY benchmarks/megu_vs_retrain.py "${MVR_ARGS[@]}" --hp "$HP" --out "$OUT/gpu_megu_vs_all.json"
 fi
 
 # 4. a recipe for the ResNet18 original that clears the CPU original's bar (91 % test, 70 % Shirt)

@@ -3,6 +3,7 @@
     python benchmarks/megu_vs_retrain.py [--forget Shirt Trouser] [--seed 0] [--out results/megu_vs_retrain.json]
     python benchmarks/megu_vs_retrain.py --methods all --arch resnet18 --preset gpu --device cuda \
         --out results/gpu_megu_vs_all.json      # issue 7: every method, one run, one device
+    python benchmarks/megu_vs_retrain.py --methods all --profile full --device cuda   # full.yaml's original
 
 Fashion-MNIST (all 60k/10k), small CNN (width 32, `fast` preset: 3 epochs), class
 scenario. For each forget class: train the original (cached), retrain without the class
@@ -41,6 +42,8 @@ def main():
     ap.add_argument("--arch", default="small_cnn")
     ap.add_argument("--width", type=int, default=32, help="small_cnn width (ignored by other archs)")
     ap.add_argument("--preset", default="fast", help="training preset of the original and the retrained model")
+    ap.add_argument("--profile", default=None,
+                    help="take the model and training schedule from this profile (its original), not --arch/--preset")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default="results/megu_vs_retrain.json")
@@ -53,14 +56,21 @@ def main():
     unknown = [m for m in args.methods if m not in ml.list_methods()]
     if unknown:
         raise SystemExit(f"error: unknown method(s) {unknown}; known: {', '.join(ml.list_methods())}")
-    model_kw = {"width": args.width} if args.arch == "small_cnn" else {}
-    original = ml.fit_model(data, arch=args.arch, train=args.preset, seed=args.seed, device=args.device, **model_kw)
+    if args.profile:  # the profile's original: its model and schedule (e.g. full.yaml's recipe), on --device
+        from megu_lib.profile import load_config
+        cfg = load_config(args.profile)
+        args.arch, args.preset = cfg.model["arch"], cfg.train
+        original = cfg.original_model(data, args.seed, device=args.device)
+    else:
+        model_kw = {"width": args.width} if args.arch == "small_cnn" else {}
+        original = ml.fit_model(data, arch=args.arch, train=args.preset, seed=args.seed, device=args.device, **model_kw)
     rows = []
     started = datetime.datetime.now().isoformat(timespec="seconds")
 
     def save(complete=False):  # after every row: a run stopped at a time limit keeps what it finished
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(dict(seed=args.seed, arch=args.arch, preset=args.preset,
+                                                  profile=args.profile,
                                                   device=str(ml.resolve_device(args.device)), complete=complete,
                                                   started=started, machine=platform.platform(),
                                                   hp=overrides, rows=rows), indent=1))
