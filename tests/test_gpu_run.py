@@ -87,3 +87,31 @@ def test_gpu_run_runs_the_steps_asked_for_and_refuses_unknown_ones(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
     assert "GPU_RUN_STEPS has no step 'fulll'" in res.stderr and not (tmp_path / "b" / "gpu_run.log").exists()
+
+
+def test_markdown_table_places_megu_among_the_methods_compared_not_its_ablations():
+    rows = [_row("Shirt", "original", forget_acc=80.0), _row("Shirt", "retrain"),
+            _row("Shirt", "megu", forget_acc=4.0, time_ratio=0.1), _row("Shirt", "megu_no_T", time_ratio=0.1),
+            _row("Shirt", "finetune", forget_acc=2.0, time_ratio=1.5), _row("Trouser", "retrain"),
+            _row("Trouser", "megu", forget_acc=2.0, time_ratio=0.2)]
+    ref = {r["forget"]: r for r in rows if r["method"] == "retrain"}
+    for r in rows:  # as join_rows adds it
+        r["gap"] = round(sum(abs(r[k] - ref[r["forget"]][k]) for k in ("retain_acc", "forget_acc", "test_acc", "mia"))
+                         / 4, 2)
+    lines = _collect().markdown_table(rows).splitlines()
+    assert lines[0] == "| method | Shirt: gap | retained | time | Trouser: gap | retained | time |"
+    assert lines[2].startswith("| do nothing | 20.00 | 89.00 | — | — | — | — |")
+    assert "| **MeGU** | 1.00 | 89.00 | ×0.10 | 0.50 | 89.00 | ×0.20 |" in lines
+    assert "| `megu_no_T` | 0.00 | 89.00 | ×0.10 | — | — | — |" in lines  # an ablation: shown, not ranked
+    assert lines[-1].startswith("MeGU's place by gap among the 2 methods compared") and \
+        "2 of 2 on Shirt, 1 of 1 on Trouser" in lines[-1]
+
+
+def test_the_committed_gpu_tables_are_made_from_their_records():
+    """The book's Reproduce page includes results/gpu_h200/**/megu_vs_all.md: each must be what
+    gpu_collect.markdown_table makes of the record beside it (no table typed or edited by hand)."""
+    records = sorted((ROOT / "results" / "gpu_h200").rglob("megu_vs_all.json"))
+    assert records, "no GPU record committed"
+    for rec in records:
+        table = rec.with_suffix(".md")
+        assert table.read_text() == _collect().markdown_table(json.loads(rec.read_text())["rows"]), table
