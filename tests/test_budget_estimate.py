@@ -1,22 +1,11 @@
 """benchmarks/budget_estimate.py: the grid's time under changed studies, from measured runs."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _mod():
-    spec = importlib.util.spec_from_file_location("budget_estimate", ROOT / "benchmarks" / "budget_estimate.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_the_same_studies_give_back_the_measured_grid_and_a_dearer_setting_scales_its_rows():
-    est = _mod().estimate
+def test_the_same_studies_give_back_the_measured_grid_and_a_dearer_setting_scales_its_rows(bench):
+    est = bench("budget_estimate").estimate
     grid = {("retrain", "class"): 100.0, ("finetune", "class"): 50.0, ("ssd", "class"): 20.0}
     old = {("finetune", "class"): 10.0, ("ssd", "class"): 4.0}
     same = est(grid, old, old, 200.0)
@@ -30,8 +19,8 @@ def test_the_same_studies_give_back_the_measured_grid_and_a_dearer_setting_scale
     assert est(grid, old, {("finetune", "class"): None}, 200.0)["estimated_grid_seconds"] == 200.0
 
 
-def test_reads_study_records_and_grid_records(tmp_path):
-    mod = _mod()
+def test_reads_study_records_and_grid_records(tmp_path, bench):
+    mod = bench("budget_estimate")
     (tmp_path / "finetune-class.json").write_text(json.dumps(dict(method="finetune", scenario="class",
                                                                   cap_seconds=30.0, best=dict(seconds=7.5))))
     (tmp_path / "ssd-random.json").write_text(json.dumps(dict(method="ssd", scenario="random", cap_seconds=9.0,

@@ -1,6 +1,5 @@
 """The one prepared GPU run (benchmarks/gpu_run.sh) and the joining of what it brought back
 (benchmarks/gpu_collect.py). The GPU steps themselves run only on a lent GPU machine."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,27 +9,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _collect():
-    spec = importlib.util.spec_from_file_location("gpu_collect", ROOT / "benchmarks" / "gpu_collect.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _row(forget, method, **m):
     base = dict(retain_acc=90.0, forget_acc=0.0, test_acc=80.0, test_forget_acc=0.0, test_retain_acc=89.0, mia=10.0,
                 mia_loss=0.0)
     return dict(forget=forget, method=method, seconds=1.0, **{**base, **m})
 
 
-def test_join_keeps_each_row_once_and_reports_how_far_repeats_differ(tmp_path):
+def test_join_keeps_each_row_once_and_reports_how_far_repeats_differ(tmp_path, bench):
     first = [_row("Shirt", "retrain"), _row("Shirt", "megu", forget_acc=4.0, mia=14.0), _row("Trouser", "retrain")]
     rest = [_row("Trouser", "retrain", retain_acc=90.5), _row("Trouser", "ssd", forget_acc=99.0),
             _row("Shirt", "megu", forget_acc=50.0)]
     a, b = tmp_path / "megu_vs_all.log", tmp_path / "megu_vs_all_rest.log"
     a.write_text("some progress line\n" + "\n".join(json.dumps(r) for r in first) + "\n")
     b.write_text("\n".join(json.dumps(r) for r in rest) + "\n")
-    rows, repeat = _collect().join_rows([a, b])
+    rows, repeat = bench("gpu_collect").join_rows([a, b])
     got = {(r["forget"], r["method"]): r for r in rows}
     assert len(rows) == 4 and set(got) == {("Shirt", "retrain"), ("Shirt", "megu"), ("Trouser", "retrain"),
                                            ("Trouser", "ssd")}
@@ -56,13 +48,11 @@ def test_gpu_run_skips_every_step_it_has_no_time_for(tmp_path):
     assert (out / "full_records.tgz").is_file()
 
 
-def test_recipe_search_checks_its_candidates_before_any_training():
+def test_recipe_search_checks_its_candidates_before_any_training(bench):
     """benchmarks/original_recipe.py, also the GPU recipe search (--arch resnet18 --preset gpu):
     a candidate of the wrong form for the architecture is a one-line error before anything trains."""
     import pytest
-    spec = importlib.util.spec_from_file_location("original_recipe", ROOT / "benchmarks" / "original_recipe.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = bench("original_recipe")
     for argv, form in ((["--arch", "resnet18", "--candidates", "15", "32:5"], "epochs[:augment[:lr]] for resnet18"),
                        (["--arch", "vit", "--candidates", "15:0:0.1", "15:1:x"], "epochs[:augment[:lr]] for vit"),
                        (["--arch", "resnet18", "--candidates", "15:0:0"], "epochs[:augment[:lr]] for resnet18"),
@@ -89,7 +79,7 @@ def test_gpu_run_runs_the_steps_asked_for_and_refuses_unknown_ones(tmp_path):
     assert "GPU_RUN_STEPS has no step 'fulll'" in res.stderr and not (tmp_path / "b" / "gpu_run.log").exists()
 
 
-def test_markdown_table_places_megu_among_the_methods_compared_not_its_ablations():
+def test_markdown_table_places_megu_among_the_methods_compared_not_its_ablations(bench):
     rows = [_row("Shirt", "original", forget_acc=80.0), _row("Shirt", "retrain"),
             _row("Shirt", "megu", forget_acc=4.0, time_ratio=0.1), _row("Shirt", "megu_no_T", time_ratio=0.1),
             _row("Shirt", "finetune", forget_acc=2.0, time_ratio=1.5), _row("Trouser", "retrain"),
@@ -98,7 +88,7 @@ def test_markdown_table_places_megu_among_the_methods_compared_not_its_ablations
     for r in rows:  # as join_rows adds it
         r["gap"] = round(sum(abs(r[k] - ref[r["forget"]][k]) for k in ("retain_acc", "forget_acc", "test_acc", "mia"))
                          / 4, 2)
-    lines = _collect().markdown_table(rows).splitlines()
+    lines = bench("gpu_collect").markdown_table(rows).splitlines()
     assert lines[0] == "| method | Shirt: gap | retained | time | Trouser: gap | retained | time |"
     assert lines[2].startswith("| do nothing | 20.00 | 89.00 | — | — | — | — |")
     assert "| **MeGU** | 1.00 | 89.00 | ×0.10 | 0.50 | 89.00 | ×0.20 |" in lines
@@ -107,11 +97,11 @@ def test_markdown_table_places_megu_among_the_methods_compared_not_its_ablations
         "2 of 2 on Shirt, 1 of 1 on Trouser" in lines[-1]
 
 
-def test_the_committed_gpu_tables_are_made_from_their_records():
+def test_the_committed_gpu_tables_are_made_from_their_records(bench):
     """The book's Reproduce page includes results/gpu_h200/**/megu_vs_all.md: each must be what
     gpu_collect.markdown_table makes of the record beside it (no table typed or edited by hand)."""
     records = sorted((ROOT / "results" / "gpu_h200").rglob("megu_vs_all.json"))
     assert records, "no GPU record committed"
     for rec in records:
         table = rec.with_suffix(".md")
-        assert table.read_text() == _collect().markdown_table(json.loads(rec.read_text())["rows"]), table
+        assert table.read_text() == bench("gpu_collect").markdown_table(json.loads(rec.read_text())["rows"]), table
