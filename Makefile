@@ -18,6 +18,8 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.py))
 EXECUTED := book/_executed
 # the book's sources besides the executed notebooks (copied for the smoke build)
 BOOK_SOURCES := _config.yml _toc.yml references.bib
+# tables the book's pages include from the records beside them (benchmarks/gpu_collect.py writes them)
+BOOK_INCLUDES := $(wildcard results/gpu_h200/*.md results/gpu_h200/*/*.md)
 # make test's smoke book: its own results and build, never the real book's
 SMOKE := .cache/book-smoke
 SMOKE_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MEGU_PROGRESS=0 MEGU_RESULTS_DIR=$(CURDIR)/$(SMOKE)/results
@@ -72,6 +74,7 @@ test-unit: env data
 test-book: env data browser
 	rm -rf $(SMOKE)/book && mkdir -p $(SMOKE)/book
 	cp $(BOOK_SOURCES) $(SMOKE)/ && cp book/*.md $(SMOKE)/book/ && cp -r book/_ext book/_static $(SMOKE)/book/
+	$(if $(BOOK_INCLUDES),cp --parents $(BOOK_INCLUDES) $(SMOKE)/)
 	$(SMOKE_ENV) $(BIN)/python -m megu_lib.book --profile smoke --strict --out $(SMOKE)/book/_executed $(NOTEBOOKS)
 	$(BIN)/jupyter-book build $(SMOKE) --path-output $(SMOKE)/book -W -n --keep-going
 	@echo "The smoke book: $(SMOKE)/book/_build/html/index.html"
