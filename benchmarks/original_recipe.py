@@ -89,19 +89,23 @@ def main(argv=None):
     if out.exists():  # earlier searches' candidates stay in the record
         record["candidates"] = json.loads(out.read_text()).get("candidates", [])
     for width, convs, epochs, augment, lr in parsed:
-        schedule = dict(epochs=epochs, **({} if augment else dict(augment=False)),
-                        **({} if lr is None else dict(lr=lr)))
+        schedule = dict(epochs=epochs)
+        if not augment:
+            schedule["augment"] = False
+        if lr is not None:
+            schedule["lr"] = lr
+        train = ml.train_config(args.preset, **schedule)  # its lr: the preset's where the candidate sets none
         options = {} if width is None else dict(width=width) if convs == 2 else dict(width=width, convs=convs)
         for seed in args.seeds:
             start = time.perf_counter()
-            model = ml.fit_model(data, arch=args.arch, **options, train=ml.train_config(args.preset, **schedule),
+            model = ml.fit_model(data, arch=args.arch, **options, train=train,
                                  seed=seed, device=args.device)
             wall = time.perf_counter() - start
             per_class = ml.per_class_accuracy(model, data, device=args.device)
             logits = ml.predict_logits(model, data.test_x, device=args.device)
             test = 100 * float((logits.argmax(1) == data.test_y).float().mean())
             row = dict(arch=args.arch, preset=args.preset, width=width, convs=convs, epochs=epochs, augment=augment,
-                       lr=ml.train_config(args.preset, **schedule).lr, seed=seed, test_acc=round(test, 2),
+                       lr=train.lr, seed=seed, test_acc=round(test, 2),
                        class_acc={k: round(v, 2) for k, v in per_class.items()},
                        train_seconds=round(model.train_seconds, 1), from_cache=wall < 0.5 * model.train_seconds,
                        params=ml.count_parameters(model),
@@ -111,7 +115,7 @@ def main(argv=None):
             print(json.dumps(row), flush=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record, indent=1) + "\n")
-        this = (args.arch, width, convs, epochs, augment, ml.train_config(args.preset, **schedule).lr)
+        this = (args.arch, width, convs, epochs, augment, train.lr)
         rows = [r for r in record["candidates"] if candidate_of(r, args.preset) == this]
         if args.stop_at_first and all(r["meets"] for r in rows):
             break
