@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from megu_lib import gap_to_reference
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -86,8 +88,7 @@ def test_markdown_table_places_megu_among_the_methods_compared_not_its_ablations
             _row("Trouser", "megu", forget_acc=2.0, time_ratio=0.2)]
     ref = {r["forget"]: r for r in rows if r["method"] == "retrain"}
     for r in rows:  # as join_rows adds it
-        r["gap"] = round(sum(abs(r[k] - ref[r["forget"]][k]) for k in ("retain_acc", "forget_acc", "test_acc", "mia"))
-                         / 4, 2)
+        r["gap"] = round(gap_to_reference(r, ref[r["forget"]])["gap"], 2)
     lines = bench("gpu_collect").markdown_table(rows).splitlines()
     assert lines[0] == "| method | Shirt: gap | retained | time | Trouser: gap | retained | time |"
     assert lines[2].startswith("| do nothing | 20.00 | 89.00 | — | — | — | — |")
