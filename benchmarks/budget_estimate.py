@@ -59,7 +59,8 @@ def estimate(grid: dict, old: dict, new: dict, grid_wall: float) -> dict:
     ratios, total_new = {}, 0.0
     for key, seconds in sorted(grid.items()):
         o, n = old.get(key), new.get(key)
-        ratio = 1.0 if o is None or n is None else n / o  # retrain (no study) and studies without a setting: as measured
+        # retrain (no study) and a study without a setting within the cap: as measured
+        ratio = 1.0 if o is None or n is None else n / o
         ratios["/".join(key)] = round(ratio, 3)
         total_new += seconds * ratio
     fixed = grid_wall - sum(grid.values())
