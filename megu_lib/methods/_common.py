@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import clone_model
-from ..training import TrainConfig, fast_layout, predict_logits, progress_bar, to_float_images, train_config
+from ..training import TrainConfig, autocast, fast_layout, predict_logits, progress_bar, to_float_images, train_config
 
 
 # --------------------------------------------------------------------------- schedule
@@ -84,13 +84,12 @@ def batch_ce_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     cross-entropy with respect to ``params`` (model in eval mode, no augmentation; None
     for an unused parameter). Shared by SalUn's saliency and SSD's importances."""
     fast_layout(model, device).eval()
-    cuda = device.type == "cuda"
     with progress_bar(-(-len(x) // batch_size), desc, progress) as bar:
         for start in range(0, len(x), batch_size):
             xb = to_float_images(x[start:start + batch_size].to(device, non_blocking=True))
             yb = y[start:start + batch_size].to(device, non_blocking=True)
             xb = fast_layout(xb, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            with autocast(device):
                 loss = F.cross_entropy(model(xb).float(), yb)
             yield torch.autograd.grad(loss, params, allow_unused=True)
             bar.update(1)
