@@ -439,25 +439,33 @@ def _timed_again(cfg: ExperimentConfig, summary: dict, budget_hours: float | Non
     return text
 
 
-def clean_run_folder(cfg: ExperimentConfig) -> Path:
+#: The profile's measurements from empty caches by ``benchmarks/clean_run.py``, by name: the first
+#: (``clean_run``, float32 on the CPU, the committed records' numerics) and the whole profile again
+#: once the CPU computed in bf16 autocast (``clean_run_bf16``: ``--results results/clean_run_bf16
+#: --out results/<profile>/clean_run_bf16.json --no-export``).
+CLEAN_RUNS = ("clean_run", "clean_run_bf16")
+
+
+def clean_run_folder(cfg: ExperimentConfig, name: str = "clean_run") -> Path:
     """Where ``benchmarks/clean_run.py`` keeps the profile's run from empty caches (its records,
-    studies and segments), beside the profile's own results."""
-    return cfg.results_folder().parent / "clean_run" / cfg.name
+    studies and segments), beside the profile's own results: ``results/<name>/<profile>``."""
+    check(name in CLEAN_RUNS, f"unknown clean run {name!r}: use one of {', '.join(CLEAN_RUNS)}")
+    return cfg.results_folder().parent / name / cfg.name
 
 
-def clean_run_records(cfg: ExperimentConfig, data) -> tuple[pd.DataFrame | None, str]:
+def clean_run_records(cfg: ExperimentConfig, data, name: str = "clean_run") -> tuple[pd.DataFrame | None, str]:
     """The grid that the profile's clean run made from nothing (its own tuning studies, its own
     originals and retrained models, on its machines), as records with gaps to its own retrain
     runs, when its run stage finished with a record for every (seed, request, method) of the
     grid and every original; else ``(None, why)``. Its record files are named by its own
     tuned settings, so they are matched by run, not by name; anything else in the folder is
-    left out."""
-    summary = cfg.results_folder() / "clean_run.json"
+    left out. ``name``: which of :data:`CLEAN_RUNS`."""
+    folder = clean_run_folder(cfg, name) / "records"
+    summary = cfg.results_folder() / f"{name}.json"
     try:
         finished = json.loads(summary.read_text())["stages"]["run"]["finished"]
     except (OSError, ValueError, KeyError, TypeError):
         return None, f"no finished run stage in {shown_path(summary)}"
-    folder = clean_run_folder(cfg) / "records"
     wanted = {(m, r.label(), s) for s, r, m in cfg.jobs(data)} | {("original", r.label(), s)
                                                                   for s, r in cfg.originals(data)}
     made = {}
@@ -470,16 +478,20 @@ def clean_run_records(cfg: ExperimentConfig, data) -> tuple[pd.DataFrame | None,
     return add_gaps(pd.DataFrame([record_row(rec) for rec in made.values()])), ""
 
 
-def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None = None) -> tuple[pd.DataFrame, str]:
+def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None = None,
+                 name: str = "clean_run") -> tuple[pd.DataFrame, str]:
     """What ``cfg`` costs from empty caches, as ``benchmarks/clean_run.py`` measured it
-    (``results/<profile>/clean_run.json``): one row per segment (stage, start, machine, its
+    (``results/<profile>/<name>.json``): one row per segment (stage, start, machine, its
     training-throughput probe, hours as measured and scaled to the fastest probe's machine) and a
     Markdown paragraph with the totals, set against ``budget_hours`` where given. Where ``cfg``
     names a :func:`better_search_profile` and ``data`` is given, the paragraph adds what the second
     search costs: its tuning stage once more, and the repeat's method runs, timed by their own
     records in the clean run (which runs every method at the repeat's choice). ``(empty, why)``
-    when nothing is measured yet."""
-    path = cfg.results_folder() / "clean_run.json"
+    when nothing is measured yet. ``name``: which of :data:`CLEAN_RUNS` (the stages timed again
+    and the second search's cost are the first measurement's, ``clean_run``, alone)."""
+    folder = clean_run_folder(cfg, name)
+    path = cfg.results_folder() / f"{name}.json"
+    first = name == "clean_run"
     if not path.exists():
         return pd.DataFrame(), (f"*Not measured yet: `python benchmarks/clean_run.py {cfg.name}` times the profile "
                                 f"from empty caches.*")
@@ -514,12 +526,12 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
             f"within it at the fastest probe's speed, over it on the slower machines (by {over[0]} as measured)."
             if total[1] <= budget_hours else
             f"**over it**, by {over[0]} as measured and by {over[1]} at the fastest probe's speed."))
-    text += _timed_again(cfg, summary, budget_hours)
+    text += _timed_again(cfg, summary, budget_hours) if first else ""
     noted = sum(bool(s.get("note")) for s in segs)
     if noted:  # what was cut, removed or made again: the reader can check the accounting
         text += (f" {noted} of the {len(segs)} segments carry a note on what was cut, removed or made again "
-                 f"(`{shown_path(clean_run_folder(cfg) / 'segments.json')}`, the table's rows in order).")
-    runs = clean_run_folder(cfg) / "records"
+                 f"(`{shown_path(folder / 'segments.json')}`, the table's rows in order).")
+    runs = folder / "records"
     made = _records_in(runs)
     own = {}  # the run stage's records: each method's own time (training and unlearning; evaluation aside)
     for rec in made:
@@ -532,7 +544,7 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
                  f"{sum(own.values()):.2f} h — " + ", ".join(f"`{m}` {h:.2f} h" for m, h in top)
                  + "; the rest is the originals and the evaluation of every run.")
     better = better_search_profile(cfg)
-    if better is not None and data is not None and "tune" in stages and made:
+    if better is not None and first and data is not None and "tune" in stages and made:
         better = better.for_data(data)[0]
         wanted = {(m, r.label(), s) for s, r, m in better.jobs(data)
                   if better.at_repeat(m, r.scenario)}

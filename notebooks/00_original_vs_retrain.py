@@ -72,8 +72,8 @@ glue_figure("fig-00-examples", fig)
 # here (the parameter `rerun` retrains anyway). Elsewhere both runs are made here and cached
 # by a hash of everything that determines them, so a re-run of this page does not train again.
 # The chapters after this one work on the original trained here, from the same recipe and
-# seed; on another kind of CPU, float rounding can move its figures from the record's by about
-# a point on one class (the book page *Reproduce*).
+# seed; on another kind of CPU, or in bf16 where the record was made in float32, its figures can
+# move from the record's by about a point on one class (the book page *Reproduce*).
 
 # %% tags=["hide-input"]
 records, committed = request_records(cfg, data, request, ["retrain"], seed, original=original, run=rerun)

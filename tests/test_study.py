@@ -522,6 +522,23 @@ def test_profile_cost_reads_the_clean_runs_summary_and_prices_the_second_search(
     timed_again(dict(again, machine="Linux-6.1-fc-v3-x86_64"))  # not the run stage's machine type: no sum
     text = ex.profile_cost(src, data, budget_hours=1.2)[1]
     assert "the tune stage took 0.70 h" in text and "one machine type" not in text
+    # the whole profile measured again (bf16): its own summary and records; neither the stages timed
+    # again nor the second search's cost belong to it
+    assert ex.profile_cost(src, data, budget_hours=1.2, name="clean_run_bf16")[0].empty
+    (src.results_folder() / "clean_run_bf16.json").write_text(json.dumps(dict(
+        stages={"tune": dict(seconds=1800.0, finished=True), "run": dict(seconds=1080.0, finished=True)},
+        complete=True, segments=[dict(tune, seconds=1800.0, segments=1), dict(run, seconds=1080.0, finished=True)])))
+    bf16 = ex.clean_run_folder(src, "clean_run_bf16")
+    assert bf16 == pf.results_dir() / "clean_run_bf16" / "tiny"
+    (bf16 / "records").mkdir(parents=True)
+    (bf16 / "records" / "c.json").write_text(json.dumps(dict(method="ssd", request="class:Trouser", seed=0,
+                                                             seconds=180.0, metrics={})))
+    table, text = ex.profile_cost(src, data, budget_hours=1.2, name="clean_run_bf16")
+    assert text.startswith("From empty caches, profile `tiny` took **0.80 h**") and len(table) == 2
+    assert "Our budget is 1.2 h: within it as measured." in text and "`ssd` 0.05 h" in text
+    assert "timed again" not in text.lower() and "second search" not in text
+    with pytest.raises(MeguError, match="unknown clean run 'clean_run_fp8': use one of clean_run, clean_run_bf16"):
+        ex.profile_cost(src, data, name="clean_run_fp8")
 
 
 def test_replicate_sources_names_each_repeat_and_which_one_the_verdicts_read():
