@@ -109,6 +109,8 @@ def main(argv=None):
                        class_acc={k: round(v, 2) for k, v in per_class.items()},
                        train_seconds=round(model.train_seconds, 1), from_cache=wall < 0.5 * model.train_seconds,
                        params=ml.count_parameters(model),
+                       # what this process computes in (a model from the cache was trained as it was)
+                       precision=ml.training.precision(ml.resolve_device(args.device)),
                        meets=bool(test >= args.target_test and per_class[args.target_class] >= args.target_class_acc),
                        date=datetime.datetime.now().isoformat(timespec="seconds"))
             record["candidates"].append(row)

@@ -83,10 +83,11 @@ def channels_last(device: torch.device) -> bool:
 
 #: bf16 autocast (weights, optimiser and losses stay float32) on a CPU that computes bf16 natively
 #: (AVX512-BF16 or AMX: AMD Zen 4, Intel Sapphire Rapids and later), as on CUDA. Measured by
-#: ``benchmarks/cpu_layout.py --compare precision`` on 2 cores of such a CPU, ``small_cnn`` of width 16:
-#: training 1.4x and evaluation 1.6x the float32 throughput; the main profile's original trains in
-#: 47 s instead of 61 s and reaches the same accuracy (91.52 against 91.58 %, seed 0). A CPU without
-#: it would emulate bf16 about 10x slower than float32, so it computes in float32. Results differ
+#: ``benchmarks/cpu_layout.py --compare precision`` on 2 cores of such a CPU, ``small_cnn`` of width 16
+#: (``results/cpu_precision.json``): training 1.26-1.38x (batch 64-128) and evaluation 1.56-1.58x
+#: the float32 throughput; the main profile's original trains in 42-44 s instead of about 57 s and is as
+#: accurate (``results/original_recipe_bf16.json``: 91.42-91.72 % test, 72.7-73.5 % on Shirt, seeds
+#: 0-2). A CPU without it would emulate bf16 about 10x slower than float32, so it computes in float32. Results differ
 #: from float32 as two machine types' results do: another trajectory of the same training, not
 #: another method. ``$MEGU_CPU_BF16`` "0" switches it off, "1" on (even where emulated).
 CPU_BF16 = "native"
