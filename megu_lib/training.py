@@ -87,7 +87,8 @@ def channels_last(device: torch.device) -> bool:
 #: (``results/cpu_precision.json``): training 1.26-1.38x (batch 64-128) and evaluation 1.56-1.58x
 #: the float32 throughput; the main profile's original trains in 42-44 s instead of about 57 s and is as
 #: accurate (``results/original_recipe_bf16.json``: 91.42-91.72 % test, 72.7-73.5 % on Shirt, seeds
-#: 0-2). A CPU without it would emulate bf16 about 10x slower than float32, so it computes in float32. Results differ
+#: 0-2). A CPU without it would emulate bf16 5-10x slower than float32 (``results/cpu_precision_avx2.json``),
+#: so it computes in float32. Results differ
 #: from float32 as two machine types' results do: another trajectory of the same training, not
 #: another method. ``$MEGU_CPU_BF16`` "0" switches it off, "1" on (even where emulated).
 CPU_BF16 = "native"
