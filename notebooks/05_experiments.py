@@ -193,8 +193,8 @@ else:
 #
 # The committed records were computed in float32. Since 2026-12-04 the library computes in bf16
 # autocast on a CPU with bf16 instructions (AVX512-BF16 or AMX), as it always did on a GPU:
-# training about 1.4x and evaluation 1.6x as fast on these machines, the original as accurate
-# (`benchmarks/cpu_layout.py --compare precision`; the README's performance section). The second
+# training 1.26-1.38x and evaluation 1.56-1.58x as fast on these machines, the original as
+# accurate (`benchmarks/cpu_layout.py --compare precision`; the README's performance section). The second
 # measurement below is the whole profile made again from nothing that way — a new run of the
 # protocol, its own studies included, not a copy of the committed records.
 
