@@ -21,6 +21,7 @@ import pandas as pd
 
 from .errors import check
 from .metrics import spearman
+from .requests import SCENARIOS
 
 REFERENCES = ("original", "retrain")
 
@@ -374,6 +375,54 @@ def replication_table(frames: dict, methods=None, focus: str = "megu",
                  f" In every run {focus_label} is **closer to retrain than the best baseline**." if set(signs) == {-1}
                  else f" Whether {focus_label} is closer to retrain than the best baseline **depends on the run**.")
     return table, text
+
+
+def replication_by_scenario(frames: dict, methods=None, focus: str = "megu",
+                            focus_label: str = "MeGU") -> tuple[pd.DataFrame, str]:
+    """:func:`replication_table` scenario by scenario: for every run in ``frames`` (label ->
+    records with gaps) and every scenario, the method closest to retrain, whether the scenario
+    discriminates, ``focus``'s gap and rank, and its paired difference to the best baseline
+    (:func:`megu_lib.stats.standing`, formatted by :func:`megu_lib.stats.format_standing`; rows
+    ``(scenario, run)``). The Markdown text says per scenario which verdicts every run shares:
+    the closest method, whether doing nothing is within its interval, and on which side of the
+    best baseline ``focus`` lies."""
+    from .stats import format_standing, standing
+    check(isinstance(frames, dict) and len(frames) >= 2,
+          "replication_by_scenario needs two or more runs (label -> records)")
+    tables = {label: standing(df, methods if methods is not None else main_methods(df), focus)
+              for label, df in frames.items()}
+    order = [s for s in (*SCENARIOS, "all") if any(s in t.index for t in tables.values())]
+    parts = []
+    for scenario in order:
+        for label, t in tables.items():
+            if scenario in t.index:
+                row = format_standing(t.loc[[scenario]], focus_label).drop(columns=["doing nothing"], errors="ignore")
+                parts.append(row.set_axis(pd.MultiIndex.from_tuples([(scenario, label)], names=["scenario", "run"])))
+    table = pd.concat(parts)
+    lines = []
+    for scenario in order:
+        rows = [t.loc[scenario] for t in tables.values() if scenario in t.index]
+        closest = sorted({r.closest for r in rows})
+        blind = [r.discriminates is not None and not pd.isna(r.discriminates) and not r.discriminates for r in rows]
+        signs = [1 if r.diff_low > 0 else -1 if r.diff_high < 0 else 0 for r in rows
+                 if isinstance(r.get("best_baseline"), str) and np.isfinite(r.get("diff_low", np.nan))]
+        name = "over all scenarios" if scenario == "all" else f"{scenario} forgetting"
+        text = (f"**{name}**: the closest method is **{closest[0]}** in all {len(rows)} runs" if len(closest) == 1
+                else f"**{name}**: the closest method changes with the run ({', '.join(closest)})")
+        if all(blind):
+            text += "; doing nothing is within its interval in every run (**cannot discriminate here**)"
+        elif any(blind):
+            text += f"; doing nothing is within its interval in {sum(blind)} of {len(rows)} runs"
+        if len(signs) == len(rows):
+            text += ("; " + focus_label + (" is further from retrain than the best baseline in every run"
+                                           if set(signs) == {1} else
+                                           " is closer to retrain than the best baseline in every run"
+                                           if set(signs) == {-1} else
+                                           "'s side of the best baseline **depends on the run** ("
+                                           + f"further in {signs.count(1)}, closer in {signs.count(-1)}, "
+                                           + f"not distinguishable in {signs.count(0)})"))
+        lines.append(f"- {text}.")
+    return table, "\n".join(lines)
 
 
 def tuning_effect(tuned: pd.DataFrame, defaults: pd.DataFrame, methods=None) -> tuple[pd.DataFrame, str]:

@@ -325,6 +325,33 @@ def test_replication_table_ranks_every_run_and_says_what_holds():
         tables.replication_table({"committed": first})
 
 
+def test_replication_by_scenario_says_which_verdicts_every_run_shares():
+    def run(megu_class: float) -> pd.DataFrame:
+        gaps = {"retrain": lambda s, seed: 0.0,
+                "original": lambda s, seed: (2.0 if s == "random" else 30.0) + seed % 2,
+                "finetune": lambda s, seed: 2.0 + seed % 2,
+                "megu": lambda s, seed: (megu_class if s == "class" else 5.0) + seed % 2}
+        return pd.DataFrame([dict(method=m, scenario=s, request=r, seed=seed, gap=float(f(s, seed)), seconds=1.0)
+                             for m, f in gaps.items()
+                             for s, r in (("class", "class:a"), ("subclass", "subclass:a"), ("random", "random:0.1"))
+                             for seed in range(5)])
+    # MeGU closer than fine-tuning in class forgetting in the first run, further in the second
+    table, text = tables.replication_by_scenario({"first": run(1.0), "second": run(4.0)})
+    assert list(table.index) == [(s, r) for s in ("class", "subclass", "random", "all") for r in ("first", "second")]
+    assert table.loc[("class", "first"), "closest to retrain"].startswith("megu")
+    assert table.loc[("class", "second"), "MeGU − best baseline"].startswith("2.00")
+    assert table.loc[("random", "first"), "discriminates"] == "cannot discriminate here"
+    lines = dict(line.split("**: ", 1) for line in text.splitlines())
+    assert "changes with the run (finetune, megu)" in lines["- **class forgetting"]
+    assert "**depends on the run** (further in 1, closer in 1" in lines["- **class forgetting"]
+    assert "**finetune** in all 2 runs" in lines["- **subclass forgetting"]
+    assert "further from retrain than the best baseline in every run" in lines["- **subclass forgetting"]
+    assert "**cannot discriminate here**" in lines["- **random forgetting"]
+    assert "cannot discriminate" not in lines["- **subclass forgetting"]
+    with pytest.raises(MeguError, match="two or more runs"):
+        tables.replication_by_scenario({"first": run(1.0)})
+
+
 def test_chapter_setup_picks_the_forget_class(tmp_path):
     cfg_dict = dict(name="tiny", dataset="fashion_mnist", subset={"train": 300, "test": 100},
                     model={"arch": "small_cnn", "width": 4}, train={"preset": "fast", "epochs": 1, "batch_size": 64},
