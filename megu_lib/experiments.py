@@ -488,7 +488,8 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
     search costs: its tuning stage once more, and the repeat's method runs, timed by their own
     records in the clean run (which runs every method at the repeat's choice). ``(empty, why)``
     when nothing is measured yet. ``name``: which of :data:`CLEAN_RUNS` (the stages timed again
-    and the second search's cost are the first measurement's, ``clean_run``, alone)."""
+    are the first measurement's, ``clean_run``, alone; a later run prices the second search by
+    its own timings: :func:`_second_search_timed`)."""
     folder = clean_run_folder(cfg, name)
     path = cfg.results_folder() / f"{name}.json"
     first = name == "clean_run"
@@ -559,4 +560,33 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
                      f"repeat's choice: {extra:.2f} h; the originals and retrained models are shared), so the "
                      f"verdicts' whole pipeline from nothing is about {whole + tune_h + extra:.2f} h "
                      f"at the fastest probe's speed.")
+    if better is not None and not first and "tune" in stages and summary.get("complete"):
+        text += _second_search_timed(better, name, hours["tune"], total[0], budget_hours)
     return table, text
+
+
+def _second_search_timed(better: ExperimentConfig, name: str, tune_hours: float, profile_hours: float,
+                         budget_hours: float | None) -> str:
+    """A sentence on the verdicts' whole pipeline as measured in the clean run ``name``: the
+    profile (``profile_hours``), its tuning stage once more (``tune_hours``, as this run timed it)
+    and the repeat profile ``better``'s run stage timed by ``benchmarks/clean_run.py`` from the
+    same cache of originals and retrained models (``results/<repeat>/<name>.json``). Empty
+    until that summary exists."""
+    path = better.results_folder() / f"{name}.json"
+    try:
+        run = json.loads(path.read_text())["stages"]["run"]
+        repeat_hours, finished = run["seconds"] / 3600, bool(run["finished"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    whole = profile_hours + tune_hours + repeat_hours
+    text = (f" The verdicts read every method at the better of two searches; measured the same way, the second "
+            f"search costs the tuning stage once more ({tune_hours:.2f} h, as timed here) and the run stage of "
+            f"profile `{better.name}` from this run's originals and retrained models (`{shown_path(path)}`: "
+            f"{repeat_hours:.2f} h{'' if finished else ' so far, not finished'}), so the verdicts' whole pipeline "
+            f"from nothing takes **{whole:.2f} h**" + ("" if finished else " so far"))
+    if budget_hours is not None and finished:
+        text += (" — within our budget." if whole <= budget_hours else
+                 f" — over our budget by {100 * (whole / budget_hours - 1):.0f} %.")
+    else:
+        text += "."
+    return text

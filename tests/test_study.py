@@ -537,6 +537,24 @@ def test_profile_cost_reads_the_clean_runs_summary_and_prices_the_second_search(
     assert text.startswith("From empty caches, profile `tiny` took **0.80 h**") and len(table) == 2
     assert "Our budget is 1.2 h: within it as measured." in text and "`ssd` 0.05 h" in text
     assert "timed again" not in text.lower() and "second search" not in text
+    # ... until the repeat profile's run stage is timed the same way: the verdicts' pipeline, measured
+    repeat = ex.better_search_profile(src).results_folder()
+    repeat.mkdir(parents=True, exist_ok=True)
+
+    def repeat_run(seconds, finished):
+        (repeat / "clean_run_bf16.json").write_text(json.dumps(dict(
+            stages={"run": dict(seconds=seconds, finished=finished)}, complete=finished)))
+    repeat_run(720.0, True)
+    text = ex.profile_cost(src, data, budget_hours=1.2, name="clean_run_bf16")[1]
+    assert ("the second search costs the tuning stage once more (0.50 h, as timed here) and the run stage of profile "
+            "`again` from this run's originals and retrained models (`results/again/clean_run_bf16.json`: 0.20 h), "
+            "so the verdicts' whole pipeline from nothing takes **1.50 h** — over our budget by 25 %.") in text
+    roomy = ex.profile_cost(src, data, budget_hours=2, name="clean_run_bf16")[1]
+    assert "takes **1.50 h** — within our budget." in roomy
+    repeat_run(360.0, False)
+    text = ex.profile_cost(src, data, budget_hours=1.2, name="clean_run_bf16")[1]
+    assert "0.10 h so far, not finished), so the verdicts' whole pipeline from nothing takes **1.40 h** so far." in text
+    assert "over our budget by" not in text
     with pytest.raises(MeguError, match="unknown clean run 'clean_run_fp8': use one of clean_run, clean_run_bf16"):
         ex.profile_cost(src, data, name="clean_run_fp8")
 
