@@ -489,7 +489,7 @@ def profile_cost(cfg: ExperimentConfig, data=None, *, budget_hours: float | None
     records in the clean run (which runs every method at the repeat's choice). ``(empty, why)``
     when nothing is measured yet. ``name``: which of :data:`CLEAN_RUNS` (the stages timed again
     are the first measurement's, ``clean_run``, alone; a later run prices the second search by
-    its own timings: :func:`_second_search_timed`)."""
+    its own timings: the repeat profile's run stage timed the same way)."""
     folder = clean_run_folder(cfg, name)
     path = cfg.results_folder() / f"{name}.json"
     first = name == "clean_run"
