@@ -379,13 +379,13 @@ def replication_table(frames: dict, methods=None, focus: str = "megu",
 
 def replication_by_scenario(frames: dict, methods=None, focus: str = "megu",
                             focus_label: str = "MeGU") -> tuple[pd.DataFrame, str]:
-    """:func:`replication_table` scenario by scenario: for every run in ``frames`` (label ->
-    records with gaps) and every scenario, the method closest to retrain, whether the scenario
-    discriminates, ``focus``'s gap and rank, and its paired difference to the best baseline
-    (:func:`megu_lib.stats.standing`, formatted by :func:`megu_lib.stats.format_standing`; rows
-    ``(scenario, run)``). The Markdown text says per scenario which verdicts every run shares:
-    the closest method, whether doing nothing is within its interval, and on which side of the
-    best baseline ``focus`` lies."""
+    """:func:`replication_table` scenario by scenario: for every record set in ``frames`` (label
+    -> records with gaps: a run of the grid, or records read together) and every scenario, the
+    method closest to retrain, whether the scenario discriminates, ``focus``'s gap and rank, and
+    its paired difference to the best baseline (:func:`megu_lib.stats.standing`, formatted by
+    :func:`megu_lib.stats.format_standing`; rows ``(scenario, run)``). The Markdown text says per
+    scenario which verdicts every record set shares: the closest method, whether doing nothing is
+    within its interval, and on which side of the best baseline ``focus`` lies."""
     from .stats import format_standing, standing
     check(isinstance(frames, dict) and len(frames) >= 2,
           "replication_by_scenario needs two or more runs (label -> records)")
@@ -407,18 +407,18 @@ def replication_by_scenario(frames: dict, methods=None, focus: str = "megu",
         signs = [1 if r.diff_low > 0 else -1 if r.diff_high < 0 else 0 for r in rows
                  if isinstance(r.get("best_baseline"), str) and np.isfinite(r.get("diff_low", np.nan))]
         name = "over all scenarios" if scenario == "all" else f"{scenario} forgetting"
-        text = (f"**{name}**: the closest method is **{closest[0]}** in all {len(rows)} runs" if len(closest) == 1
-                else f"**{name}**: the closest method changes with the run ({', '.join(closest)})")
+        text = (f"**{name}**: the closest method is **{closest[0]}** in all {len(rows)} record sets"
+                if len(closest) == 1 else f"**{name}**: the closest method changes between them ({', '.join(closest)})")
         if all(blind):
-            text += "; doing nothing is within its interval in every run (**cannot discriminate here**)"
+            text += "; doing nothing is within its interval in every one (**cannot discriminate here**)"
         elif any(blind):
-            text += f"; doing nothing is within its interval in {sum(blind)} of {len(rows)} runs"
+            text += f"; doing nothing is within its interval in {sum(blind)} of {len(rows)}"
         if len(signs) == len(rows):
-            text += ("; " + focus_label + (" is further from retrain than the best baseline in every run"
+            text += ("; " + focus_label + (" is further from retrain than the best baseline in every one"
                                            if set(signs) == {1} else
-                                           " is closer to retrain than the best baseline in every run"
+                                           " is closer to retrain than the best baseline in every one"
                                            if set(signs) == {-1} else
-                                           "'s side of the best baseline **depends on the run** ("
+                                           "'s side of the best baseline **depends on the record set** ("
                                            + f"further in {signs.count(1)}, closer in {signs.count(-1)}, "
                                            + f"not distinguishable in {signs.count(0)})"))
         lines.append(f"- {text}.")

@@ -238,10 +238,11 @@ else:
     display(Markdown(f"*No complete clean run of profile `{cfg.name}` is committed ({clean_why}).*"))
 
 # %% [markdown]
-# The same runs scenario by scenario: in each, the method closest to retrain with its 95 %
+# The same record sets scenario by scenario: in each, the method closest to retrain with its 95 %
 # interval over seeds, whether doing nothing is within that interval, MeGU's gap and rank, and
-# MeGU's paired difference to the best baseline of that run (negative: MeGU closer to retrain).
-# A verdict that every run shares does not hang on one search.
+# MeGU's paired difference to the best baseline of that set (negative: MeGU closer to retrain).
+# The verdicts' records share most of their rows with the committed searches; the two clean runs
+# are independent of both. A verdict that every set shares does not hang on one search.
 
 # %% tags=["remove-input"]
 if clean is not None:

@@ -342,10 +342,10 @@ def test_replication_by_scenario_says_which_verdicts_every_run_shares():
     assert table.loc[("class", "second"), "MeGU − best baseline"].startswith("2.00")
     assert table.loc[("random", "first"), "discriminates"] == "cannot discriminate here"
     lines = dict(line.split("**: ", 1) for line in text.splitlines())
-    assert "changes with the run (finetune, megu)" in lines["- **class forgetting"]
-    assert "**depends on the run** (further in 1, closer in 1" in lines["- **class forgetting"]
-    assert "**finetune** in all 2 runs" in lines["- **subclass forgetting"]
-    assert "further from retrain than the best baseline in every run" in lines["- **subclass forgetting"]
+    assert "changes between them (finetune, megu)" in lines["- **class forgetting"]
+    assert "**depends on the record set** (further in 1, closer in 1" in lines["- **class forgetting"]
+    assert "**finetune** in all 2 record sets" in lines["- **subclass forgetting"]
+    assert "further from retrain than the best baseline in every one" in lines["- **subclass forgetting"]
     assert "**cannot discriminate here**" in lines["- **random forgetting"]
     assert "cannot discriminate" not in lines["- **subclass forgetting"]
     with pytest.raises(MeguError, match="two or more runs"):
